@@ -1,0 +1,174 @@
+//! The process-wide wasmtime engine with sluice's determinism profile, and the compile cache.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, OptLevel};
+
+use crate::error::{Error, Result};
+use crate::plugin::{Plugin, bindings};
+use crate::sandbox::{Limits, PluginState};
+
+/// Options for a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Limits applied to every plugin instance.
+    pub limits: Limits,
+    /// Where compiled plugins are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RuntimeOptions {
+    /// Options with the default limits and the default cache directory
+    /// (`$SLUICE_CACHE_DIR`, else `$XDG_CACHE_HOME/sluice`, else `~/.cache/sluice`).
+    pub fn with_default_cache() -> Self {
+        RuntimeOptions { limits: Limits::default(), cache_dir: default_cache_dir() }
+    }
+}
+
+/// The default compile-cache directory, if one can be determined.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("SLUICE_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("sluice"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("sluice"))
+}
+
+/// Engine settings that can change a plugin's behaviour, recorded in every run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// wasmtime version the host was built with.
+    pub wasmtime_version: String,
+    /// NaN canonicalization (always on).
+    pub nan_canonicalization: bool,
+    /// Deterministic relaxed SIMD (always on).
+    pub relaxed_simd_deterministic: bool,
+    /// Wasm threads (always off).
+    pub threads: bool,
+    /// Fuel metering (always on: fuel per chunk is recorded).
+    pub fuel: bool,
+    /// Per-instance limits.
+    pub limits: Limits,
+}
+
+/// One wasmtime engine, linker and compile cache, shared by every plugin of a process.
+///
+/// # Example
+/// ```no_run
+/// let rt = sluice_host::Runtime::new(sluice_host::RuntimeOptions::default())?;
+/// let plugin = rt.load_plugin(std::path::Path::new("filter.wasm"))?;
+/// println!("{} {}", plugin.info().name, plugin.sha256());
+/// # Ok::<(), sluice_host::Error>(())
+/// ```
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<PluginState>,
+    pub(crate) opts: RuntimeOptions,
+}
+
+impl Runtime {
+    /// Create the engine with the determinism profile and link deny-all WASI plus the
+    /// `sluice:transform/host` import.
+    ///
+    /// # Errors
+    /// Fails only if wasmtime rejects the configuration (a bug).
+    pub fn new(opts: RuntimeOptions) -> Result<Self> {
+        let mut c = Config::new();
+        c.wasm_component_model(true)
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .wasm_threads(false)
+            .shared_memory(false)
+            .consume_fuel(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .max_wasm_stack(1 << 20)
+            .parallel_compilation(true);
+        let engine = Engine::new(&c).map_err(|e| Error::usage(format!("invalid engine configuration: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::usage(format!("failed to link WASI: {e:#}")))?;
+        bindings::TransformPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| Error::usage(format!("failed to link the host interface: {e:#}")))?;
+        Ok(Runtime { engine, linker, opts })
+    }
+
+    /// The settings recorded in run records.
+    pub fn settings(&self) -> EngineSettings {
+        EngineSettings {
+            wasmtime_version: WASMTIME_VERSION.to_string(),
+            nan_canonicalization: true,
+            relaxed_simd_deterministic: true,
+            threads: false,
+            fuel: true,
+            limits: self.opts.limits.clone(),
+        }
+    }
+
+    /// The limits applied to plugin instances.
+    pub fn limits(&self) -> &Limits {
+        &self.opts.limits
+    }
+
+    /// Load, check and compile a plugin from a `.wasm` component file.
+    ///
+    /// # Errors
+    /// Usage errors for a missing or non-component file or a wrong ABI; I/O errors.
+    pub fn load_plugin(&self, path: &Path) -> Result<Plugin> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::usage(format!("plugin `{}` does not exist", path.display())),
+            _ => Error::io("read plugin", path, e),
+        })?;
+        Plugin::from_bytes(self, path, &bytes)
+    }
+
+    /// Compile `bytes` (whose sha256 is `sha256`), through the cache when there is one.
+    pub(crate) fn compile(&self, path: &Path, sha256: &str, bytes: &[u8]) -> Result<Component> {
+        let cache_file = self.opts.cache_dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat_hash())));
+        if let Some(f) = &cache_file
+            && f.exists()
+        {
+            // SAFETY: the cache directory is private to the user (0700) and every entry is
+            // written by this function from a component we compiled ourselves; its name
+            // binds the plugin's sha256 and the engine's compatibility hash.
+            match unsafe { Component::deserialize_file(&self.engine, f) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(cache = %f.display(), "ignoring unreadable compile cache entry: {e}"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| Error::usage(format!("plugin `{}` is not a valid component: {e:#}", path.display())))?;
+        if let Some(f) = &cache_file
+            && let Err(e) = write_cache(f, &component)
+        {
+            tracing::warn!(cache = %f.display(), "could not write the compile cache: {e}");
+        }
+        Ok(component)
+    }
+
+    fn compat_hash(&self) -> String {
+        let mut h = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+fn write_cache(f: &Path, component: &Component) -> std::io::Result<()> {
+    let dir = f.parent().expect("cache file has a parent");
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let bytes = component.serialize().map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", f.file_name().and_then(|n| n.to_str()).unwrap_or("c"), std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, f)
+}
+
+/// The wasmtime version this host is built against.
+pub const WASMTIME_VERSION: &str = "48.0.8";

@@ -1,0 +1,26 @@
+//! sluice host runtime: runs sandboxed WebAssembly transform plugins over Arrow data.
+//!
+//! How the parts fit:
+//! - [`engine::Runtime`] owns the one wasmtime engine (determinism profile, compile cache)
+//!   and loads plugins; [`plugin::Plugin`] is a compiled, ABI-checked component and
+//!   [`plugin::Transformer`] a live instance in its own sandboxed store ([`sandbox`]).
+//! - [`ipc`] moves batches across the boundary as Arrow IPC streams and validates what
+//!   plugins return.
+//! - [`source`] reads input files as bounded streams of batches; [`sink`] writes output.
+//! - [`pipeline`] chains plugins and runs the whole job; [`cli`] is the `sluice` command.
+
+pub mod cli;
+pub mod digest;
+pub mod engine;
+pub mod error;
+pub mod ipc;
+pub mod pipeline;
+pub mod plugin;
+pub mod sandbox;
+pub mod sink;
+pub mod source;
+
+pub use engine::{Runtime, RuntimeOptions};
+pub use error::{Error, ExitCode, Result};
+pub use plugin::{Plugin, PluginInfo, Transformer};
+pub use sandbox::{Determinism, Limits};

@@ -1,0 +1,417 @@
+//! Plugins: a compiled, checked component ([`Plugin`], cheap to share and instantiate) and
+//! a live, configured instance of it ([`Transformer`], one store, one transformer resource).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use sha2::{Digest, Sha256};
+use wasmtime::Store;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ResourceAny};
+
+use crate::engine::Runtime;
+use crate::error::{Error, Result};
+use crate::ipc;
+use crate::sandbox::{Determinism, Limits, PluginState};
+
+/// Host bindings generated from `wit/transform.wit`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transform-plugin",
+    });
+}
+
+use bindings::exports::sluice::transform::transform as abi;
+use bindings::sluice::transform::host;
+
+/// The ABI major version this host implements.
+pub const ABI_MAJOR: u64 = 1;
+/// The newest ABI version this host knows.
+pub const ABI_VERSION: &str = "1.0.0";
+const EXPORT_PREFIX: &str = "sluice:transform/transform@";
+const HOST_IMPORT_PREFIX: &str = "sluice:transform/host@";
+
+/// What a plugin says about itself (`info` export), plus what the host measured.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The plugin's short name.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// One-line description.
+    pub description: String,
+    /// Whether it keeps state across batches.
+    pub stateful: bool,
+    /// The ABI version it was built against, e.g. `1.0.0`.
+    pub abi_version: String,
+    /// `sha256:<hex>` of the `.wasm` bytes.
+    pub sha256: String,
+    /// Size of the `.wasm` file in bytes.
+    pub size: u64,
+    /// Every import of the component.
+    pub imports: Vec<String>,
+    /// Every export of the component.
+    pub exports: Vec<String>,
+}
+
+/// A compiled and ABI-checked plugin, ready to be instantiated many times.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    info: PluginInfo,
+    path: PathBuf,
+    pre: bindings::TransformPluginPre<PluginState>,
+    engine: wasmtime::Engine,
+    limits: Limits,
+}
+
+impl Plugin {
+    /// Check and compile a plugin from its bytes; `path` is used in messages.
+    pub(crate) fn from_bytes(rt: &Runtime, path: &Path, bytes: &[u8]) -> Result<Plugin> {
+        check_header(path, bytes)?;
+        let sha = hex::encode(Sha256::digest(bytes));
+        let component = rt.compile(path, &sha, bytes)?;
+        let (abi_version, imports, exports) = check_abi(rt, path, &component)?;
+        let pre = rt
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::usage(format!("plugin `{}` cannot be linked: {e:#}", path.display())))?;
+        let pre = bindings::TransformPluginPre::new(pre)
+            .map_err(|e| Error::usage(format!("plugin `{}` does not fit the sluice ABI: {e:#}", path.display())))?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut plugin = Plugin {
+            inner: Arc::new(PluginInner {
+                info: PluginInfo {
+                    name: file_name.clone(),
+                    version: String::new(),
+                    description: String::new(),
+                    stateful: false,
+                    abi_version,
+                    sha256: format!("sha256:{sha}"),
+                    size: bytes.len() as u64,
+                    imports,
+                    exports,
+                },
+                path: path.to_path_buf(),
+                pre,
+                engine: rt.engine.clone(),
+                limits: rt.opts.limits.clone(),
+            }),
+        };
+        let raw = plugin.call_info()?;
+        validate_name(path, &raw.name)?;
+        let inner = Arc::get_mut(&mut plugin.inner).expect("plugin not shared yet");
+        inner.info.name = raw.name;
+        inner.info.version = raw.version;
+        inner.info.description = raw.description;
+        inner.info.stateful = raw.stateful;
+        Ok(plugin)
+    }
+
+    /// What the plugin says about itself, its digest and ABI.
+    pub fn info(&self) -> &PluginInfo {
+        &self.inner.info
+    }
+
+    /// `sha256:<hex>` of the plugin's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.inner.info.sha256
+    }
+
+    /// The file the plugin was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn new_store(&self, name: &str, det: &Determinism) -> Store<PluginState> {
+        let mut store = Store::new(&self.inner.engine, PluginState::new(name, &self.inner.limits, det));
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    fn call_info(&self) -> Result<abi::PluginInfo> {
+        let name = self.inner.info.name.clone();
+        let mut store = self.new_store(&name, &Determinism::default());
+        store.set_fuel(self.inner.limits.fuel_per_call).expect("fuel is enabled");
+        let inst = self.inner.pre.instantiate(&mut store).map_err(|e| trap(&name, &self.inner.limits, "instantiation", e))?;
+        let info = inst
+            .sluice_transform_transform()
+            .call_info(&mut store)
+            .map_err(|e| trap(&name, &self.inner.limits, "info", e))?;
+        store.data().log.flush();
+        Ok(info)
+    }
+
+    /// Instantiate the plugin and open a transformer for `input_schema` with `config`.
+    ///
+    /// `state` is a previous [`Transformer::checkpoint`] to resume from.
+    ///
+    /// # Errors
+    /// Usage error if the plugin rejects its config; plugin error on a trap or a bad
+    /// output schema.
+    pub fn open(
+        &self,
+        config: &[(String, String)],
+        input_schema: &SchemaRef,
+        state: Option<&[u8]>,
+        det: &Determinism,
+    ) -> Result<Transformer> {
+        let name = self.inner.info.name.clone();
+        let limits = self.inner.limits.clone();
+        let mut store = self.new_store(&name, det);
+        store.set_fuel(limits.fuel_per_call).expect("fuel is enabled");
+        let bindings = self.inner.pre.instantiate(&mut store).map_err(|e| trap(&name, &limits, "instantiation", e))?;
+        let mut sorted = config.to_vec();
+        sorted.sort();
+        let schema_ipc = ipc::encode_schema(input_schema);
+        let opened = bindings
+            .sluice_transform_transform()
+            .transformer()
+            .call_open(&mut store, &sorted, &schema_ipc, state)
+            .map_err(|e| trap(&name, &limits, "open", e))?;
+        store.data().log.flush();
+        let handle = opened.map_err(|e| guest_error(&name, "open", e))?;
+        let out_ipc = bindings
+            .sluice_transform_transform()
+            .transformer()
+            .call_output_schema(&mut store, handle)
+            .map_err(|e| trap(&name, &limits, "output-schema", e))?;
+        let output_schema = ipc::decode_schema(out_ipc)
+            .map_err(|e| Error::plugin(&name, format!("returned an invalid output schema: {e}")))?;
+        let fuel_used = limits.fuel_per_call - store.get_fuel().unwrap_or(0);
+        Ok(Transformer {
+            name,
+            limits,
+            store,
+            bindings,
+            handle,
+            input_schema: Arc::clone(input_schema),
+            output_schema,
+            fuel_used,
+            dead: false,
+        })
+    }
+}
+
+/// A live, configured plugin instance processing one stream of batches.
+pub struct Transformer {
+    name: String,
+    limits: Limits,
+    store: Store<PluginState>,
+    bindings: bindings::TransformPlugin,
+    handle: ResourceAny,
+    input_schema: SchemaRef,
+    output_schema: SchemaRef,
+    fuel_used: u64,
+    dead: bool,
+}
+
+impl Transformer {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The schema of every batch this transformer returns.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// The schema this transformer was opened with.
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input_schema
+    }
+
+    /// Total fuel consumed by this instance so far (deterministic for the same inputs).
+    pub fn fuel_used(&self) -> u64 {
+        self.fuel_used
+    }
+
+    fn begin(&mut self, what: &str) -> Result<()> {
+        if self.dead {
+            return Err(Error::plugin(&self.name, format!("cannot call `{what}`: the instance failed earlier")));
+        }
+        self.store.set_fuel(self.limits.fuel_per_call).expect("fuel is enabled");
+        Ok(())
+    }
+
+    fn end<T>(&mut self, what: &str, r: wasmtime::Result<T>) -> Result<T> {
+        self.fuel_used += self.limits.fuel_per_call - self.store.get_fuel().unwrap_or(0);
+        self.store.data().log.flush();
+        r.map_err(|e| {
+            self.dead = true;
+            trap(&self.name, &self.limits, what, e)
+        })
+    }
+
+    /// Run one batch through the plugin; returns zero or more validated output batches.
+    ///
+    /// # Errors
+    /// Plugin errors for traps, limits, invalid Arrow or a schema other than the declared one.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        if batch.schema().fields() != self.input_schema.fields() {
+            return Err(Error::input(format!(
+                "batch for plugin `{}` does not match its input schema: {}",
+                self.name,
+                ipc::describe_difference(&batch.schema(), &self.input_schema)
+            )));
+        }
+        let bytes = ipc::encode_batches(&self.input_schema, std::slice::from_ref(batch))
+            .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
+        self.begin("process")?;
+        let r = self.bindings.sluice_transform_transform().transformer().call_process(&mut self.store, self.handle, &bytes);
+        let r = self.end("process", r)?;
+        let out = r.map_err(|e| guest_error(&self.name, "process", e))?;
+        self.decode(out, "process")
+    }
+
+    /// Flush the plugin at end of input.
+    pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        self.begin("finish")?;
+        let r = self.bindings.sluice_transform_transform().transformer().call_finish(&mut self.store, self.handle);
+        let r = self.end("finish", r)?;
+        let out = r.map_err(|e| guest_error(&self.name, "finish", e))?;
+        self.decode(out, "finish")
+    }
+
+    /// Ask the plugin for its state at a chunk boundary.
+    pub fn checkpoint(&mut self) -> Result<Vec<u8>> {
+        self.begin("checkpoint")?;
+        let r = self.bindings.sluice_transform_transform().transformer().call_checkpoint(&mut self.store, self.handle);
+        let r = self.end("checkpoint", r)?;
+        r.map_err(|e| guest_error(&self.name, "checkpoint", e))
+    }
+
+    fn decode(&mut self, bytes: Vec<u8>, what: &str) -> Result<Vec<RecordBatch>> {
+        if bytes.len() as u64 > self.limits.max_output_bytes {
+            self.dead = true;
+            return Err(Error::plugin(
+                &self.name,
+                format!(
+                    "`{what}` returned {} bytes, over the limit of {} bytes per call (raise it with --max-output-bytes)",
+                    bytes.len(),
+                    self.limits.max_output_bytes
+                ),
+            ));
+        }
+        ipc::decode_stream(bytes, &self.output_schema).map_err(|e| {
+            self.dead = true;
+            Error::plugin(&self.name, format!("`{what}` returned data that breaks the ABI contract: {e}"))
+        })
+    }
+}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: host::Level, message: String) {
+        let level = match level {
+            host::Level::Trace => tracing::Level::TRACE,
+            host::Level::Debug => tracing::Level::DEBUG,
+            host::Level::Info => tracing::Level::INFO,
+            host::Level::Warn => tracing::Level::WARN,
+            host::Level::Error => tracing::Level::ERROR,
+        };
+        self.log.message(level, &message);
+    }
+}
+
+fn guest_error(name: &str, what: &str, e: abi::Error) -> Error {
+    match e {
+        abi::Error::InvalidConfig(m) => Error::usage(format!("plugin `{name}` rejected its config: {m}")),
+        abi::Error::InvalidInput(m) => Error::input(format!("plugin `{name}` rejected its input in `{what}`: {m}")),
+        abi::Error::Internal(m) => Error::plugin(name, format!("internal error in `{what}`: {m}")),
+    }
+}
+
+/// Turn a wasmtime error (a trap or a host-side failure) into a plugin error that names
+/// the limit involved.
+fn trap(name: &str, limits: &Limits, what: &str, e: wasmtime::Error) -> Error {
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        let msg = match t {
+            wasmtime::Trap::OutOfFuel => format!(
+                "`{what}` ran out of fuel: it used more than {} units in one call (raise the limit with --fuel-per-call)",
+                limits.fuel_per_call
+            ),
+            wasmtime::Trap::StackOverflow => format!("`{what}` overflowed the wasm stack (infinite recursion?)"),
+            _ => format!("`{what}` trapped: {t}"),
+        };
+        return Error::plugin(name, msg);
+    }
+    let text = format!("{e:#}");
+    if text.contains("forcing trap when growing memory") || text.contains("memory") && text.contains("limit") {
+        return Error::plugin(
+            name,
+            format!("`{what}` exceeded the memory limit of {} bytes (raise it with --max-memory)", limits.memory_bytes),
+        );
+    }
+    Error::plugin(name, format!("`{what}` failed: {text}"))
+}
+
+fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(Error::usage(format!(
+            "plugin `{}` is not a WebAssembly file (no `\\0asm` header); pass a `.wasm` component built for wasm32-wasip2",
+            path.display()
+        )));
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(Error::usage(format!(
+            "plugin `{}` is a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+type AbiFacts = (String, Vec<String>, Vec<String>);
+
+fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFacts> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(&rt.engine).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<(String, ComponentItem)> = ty.imports(&rt.engine).map(|(n, i)| (n.to_string(), i)).collect();
+    let Some(export) = exports.iter().find(|e| e.starts_with(EXPORT_PREFIX)) else {
+        return Err(Error::usage(format!(
+            "plugin `{}` does not export `{EXPORT_PREFIX}{ABI_MAJOR}.x`; it exports: {}. Build it against `wit/transform.wit` (world `transform-plugin`)",
+            path.display(),
+            if exports.is_empty() { "nothing".to_string() } else { exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ") }
+        )));
+    };
+    let version = &export[EXPORT_PREFIX.len()..];
+    let major = version.split('.').next().and_then(|m| m.parse::<u64>().ok());
+    if major != Some(ABI_MAJOR) {
+        return Err(Error::usage(format!(
+            "plugin `{}` was built against sluice:transform@{version}, but this host runs ABI {ABI_MAJOR}.x (newest {ABI_VERSION}); rebuild the plugin against {ABI_MAJOR}.x or use a sluice that supports {version}",
+            path.display()
+        )));
+    }
+    for (name, _) in &imports {
+        let ok = name.starts_with("wasi:") || name.starts_with(HOST_IMPORT_PREFIX);
+        if !ok {
+            return Err(Error::usage(format!(
+                "plugin `{}` imports `{name}`, which sluice does not provide; plugins may import only WASI and `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x`",
+                path.display()
+            )));
+        }
+    }
+    Ok((version.to_string(), imports.into_iter().map(|(n, _)| n).collect(), exports))
+}
+
+fn validate_name(path: &Path, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::plugin(
+            path.display().to_string(),
+            format!("its `info` returned the invalid name `{}`; use 1-64 lowercase letters, digits, `-` or `_`", name.escape_default()),
+        ))
+    }
+}
