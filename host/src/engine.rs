@@ -81,7 +81,8 @@ impl Runtime {
         c.wasm_component_model(true)
             .cranelift_nan_canonicalization(true)
             .relaxed_simd_deterministic(true)
-            .wasm_threads(false)
+            // Wasm threads are not compiled in (wasmtime's `threads` feature is off), so
+            // no plugin can observe scheduling nondeterminism.
             .shared_memory(false)
             .consume_fuel(true)
             .cranelift_opt_level(OptLevel::Speed)

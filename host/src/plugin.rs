@@ -8,7 +8,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ResourceAny};
 
 use crate::engine::Runtime;
@@ -374,7 +373,7 @@ type AbiFacts = (String, Vec<String>, Vec<String>);
 fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFacts> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(&rt.engine).map(|(n, _)| n.to_string()).collect();
-    let imports: Vec<(String, ComponentItem)> = ty.imports(&rt.engine).map(|(n, i)| (n.to_string(), i)).collect();
+    let imports: Vec<String> = ty.imports(&rt.engine).map(|(n, _)| n.to_string()).collect();
     let Some(export) = exports.iter().find(|e| e.starts_with(EXPORT_PREFIX)) else {
         return Err(Error::usage(format!(
             "plugin `{}` does not export `{EXPORT_PREFIX}{ABI_MAJOR}.x`; it exports: {}. Build it against `wit/transform.wit` (world `transform-plugin`)",
@@ -390,7 +389,7 @@ fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFact
             path.display()
         )));
     }
-    for (name, _) in &imports {
+    for name in &imports {
         let ok = name.starts_with("wasi:") || name.starts_with(HOST_IMPORT_PREFIX);
         if !ok {
             return Err(Error::usage(format!(
@@ -399,7 +398,7 @@ fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFact
             )));
         }
     }
-    Ok((version.to_string(), imports.into_iter().map(|(n, _)| n).collect(), exports))
+    Ok((version.to_string(), imports, exports))
 }
 
 fn validate_name(path: &Path, name: &str) -> Result<()> {

@@ -1,1 +1,90 @@
-//! cli
+//! The `sluice` command line: one file per subcommand; this file parses, sets up logging
+//! and maps errors to the documented exit codes.
+
+mod inspect;
+mod run;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::error::Error;
+
+/// Run sandboxed WebAssembly transform plugins over Arrow data.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr: `human` (default) or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `sluice_host=debug,plugin=trace`.
+    #[arg(long, global = true, default_value = "info", env = "SLUICE_LOG")]
+    pub log: String,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// JSON lines, for log collectors.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run input files through a chain of plugins into an output directory.
+    Run(run::RunArgs),
+    /// Show a plugin's name, version, ABI version, sha256 and interface.
+    Inspect(inspect::InspectArgs),
+    /// Print the first rows of a data file or an output directory as a table.
+    Show(show::ShowArgs),
+}
+
+/// Entry point of the `sluice` binary.
+pub fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.log_format, &cli.log);
+    let result = match &cli.command {
+        Command::Run(args) => run::execute(args, matches.subcommand_matches("run").expect("run matches")),
+        Command::Inspect(args) => inspect::execute(args),
+        Command::Show(args) => show::execute(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e, cli.log_format),
+    }
+}
+
+fn report(e: &Error, format: LogFormat) -> ExitCode {
+    let code = e.exit_code() as u8;
+    match format {
+        LogFormat::Human => eprintln!("error: {e}"),
+        LogFormat::Json => tracing::error!(category = e.category(), exit_code = code, "{e}"),
+    }
+    let summary = serde_json::json!({
+        "status": "failed",
+        "error": { "category": e.category(), "message": e.to_string() },
+        "exit_code": code,
+    });
+    println!("{summary}");
+    ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => b.with_target(false).without_time().try_init(),
+        LogFormat::Json => b.json().flatten_event(true).with_current_span(false).try_init(),
+    };
+}

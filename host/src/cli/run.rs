@@ -1,0 +1,179 @@
+//! `sluice run`: input files → plugin chain → output directory.
+
+use std::path::PathBuf;
+
+use clap::{ArgMatches, Args};
+
+use crate::engine::{Runtime, RuntimeOptions};
+use crate::error::{Error, Result};
+use crate::pipeline::{self, PluginSpec, RunSpec};
+use crate::sandbox::Limits;
+use crate::sink::{OutputFormat, WriterOptions};
+use crate::source::{InputFormat, SourceOptions};
+
+/// Arguments of `sluice run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input file or directory (repeatable; read in order as one stream).
+    #[arg(long, short = 'i', required = true)]
+    pub input: Vec<PathBuf>,
+    /// Input format; detected from magic bytes and the extension when omitted.
+    #[arg(long)]
+    pub input_format: Option<InputFormat>,
+    /// Plugin `.wasm` component (repeatable; applied in order).
+    #[arg(long, short = 'p')]
+    pub plugin: Vec<PathBuf>,
+    /// `KEY=VALUE` for the nearest `--plugin` before it (repeatable).
+    #[arg(long, short = 'c', value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Output directory.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Output format.
+    #[arg(long, default_value = "parquet")]
+    pub format: OutputFormat,
+    /// Output compression: parquet `zstd(N)`, `snappy`, `lz4`, `gzip(N)`, `brotli(N)`, `none`; ipc `zstd`, `lz4`, `none`.
+    #[arg(long, default_value = "zstd(1)")]
+    pub compression: String,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 122_880)]
+    pub row_group_rows: usize,
+    /// Rows per checkpointed chunk (one output part per chunk).
+    #[arg(long, default_value_t = pipeline::DEFAULT_CHUNK_ROWS)]
+    pub chunk_rows: usize,
+    /// Rows per batch read from the input and handed to plugins.
+    #[arg(long, default_value_t = 65_536)]
+    pub batch_rows: usize,
+    /// CSV input has no header row.
+    #[arg(long)]
+    pub csv_no_header: bool,
+    /// CSV delimiter (one byte).
+    #[arg(long, default_value = ",")]
+    pub csv_delimiter: String,
+    /// Replace the contents of an existing output directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Fuel (about one unit per wasm instruction) a plugin may use per call.
+    #[arg(long)]
+    pub fuel_per_call: Option<u64>,
+    /// Linear memory per plugin instance, e.g. `1GiB`, `512MiB`.
+    #[arg(long)]
+    pub max_memory: Option<String>,
+    /// Bytes a plugin may return from one call, e.g. `1GiB`.
+    #[arg(long)]
+    pub max_output_bytes: Option<String>,
+    /// Do not use the compiled-plugin cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Run `sluice run`.
+pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
+    let plugins = scope_configs(args, m)?;
+    let mut limits = Limits::default();
+    if let Some(f) = args.fuel_per_call {
+        limits.fuel_per_call = f;
+    }
+    if let Some(s) = &args.max_memory {
+        limits.memory_bytes = parse_size("--max-memory", s)?;
+    }
+    if let Some(s) = &args.max_output_bytes {
+        limits.max_output_bytes = parse_size("--max-output-bytes", s)?;
+    }
+    let delimiter = match args.csv_delimiter.as_bytes() {
+        [b] => *b,
+        _ => return Err(Error::usage(format!("--csv-delimiter must be one byte, got `{}`", args.csv_delimiter))),
+    };
+    let spec = RunSpec {
+        inputs: args.input.clone(),
+        source: SourceOptions {
+            format: args.input_format,
+            batch_rows: args.batch_rows.max(1),
+            csv_header: !args.csv_no_header,
+            csv_delimiter: delimiter,
+            ..SourceOptions::default()
+        },
+        plugins,
+        output: args.output.clone(),
+        format: args.format,
+        writer: WriterOptions { compression: args.compression.clone(), row_group_rows: args.row_group_rows, ..WriterOptions::default() },
+        chunk_rows: args.chunk_rows,
+        overwrite: args.overwrite,
+    };
+    let cache_dir = if args.no_cache { None } else { crate::engine::default_cache_dir() };
+    let rt = Runtime::new(RuntimeOptions { limits, cache_dir })?;
+    let summary = pipeline::run(&rt, &spec)?;
+    tracing::info!(
+        rows_in = summary.rows_in,
+        rows_out = summary.rows_out,
+        parts = summary.parts,
+        elapsed_ms = summary.elapsed_ms,
+        "wrote {} rows to `{}`",
+        summary.rows_out,
+        summary.output.display()
+    );
+    println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
+    Ok(())
+}
+
+/// Attach each `--config` to the nearest `--plugin` before it on the command line.
+fn scope_configs(args: &RunArgs, m: &ArgMatches) -> Result<Vec<PluginSpec>> {
+    let plugin_idx: Vec<usize> = m.indices_of("plugin").map(|i| i.collect()).unwrap_or_default();
+    let config_idx: Vec<usize> = m.indices_of("config").map(|i| i.collect()).unwrap_or_default();
+    let mut specs: Vec<PluginSpec> = args.plugin.iter().map(|p| PluginSpec { path: p.clone(), config: Vec::new() }).collect();
+    for (kv, idx) in args.config.iter().zip(config_idx) {
+        let Some(owner) = plugin_idx.iter().rposition(|&p| p < idx) else {
+            return Err(Error::usage(format!(
+                "--config `{kv}` comes before any --plugin; put it after the plugin it configures"
+            )));
+        };
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Error::usage(format!("--config `{kv}` is not KEY=VALUE")));
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(Error::usage(format!("--config `{kv}` has an empty key")));
+        }
+        let cfg = &mut specs[owner].config;
+        if cfg.iter().any(|(ek, _)| ek == k) {
+            return Err(Error::usage(format!(
+                "--config key `{k}` is given twice for plugin `{}`",
+                specs[owner].path.display()
+            )));
+        }
+        cfg.push((k.to_string(), v.to_string()));
+    }
+    Ok(specs)
+}
+
+/// Parse `123`, `64KiB`, `512MiB`, `1GiB` (also KB/MB/GB as powers of 1000).
+pub fn parse_size(flag: &str, s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| Error::usage(format!("{flag}: `{s}` is not a size like `512MiB`")))?;
+    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(Error::usage(format!("{flag}: unknown unit in `{s}`; use B, KiB, MiB or GiB"))),
+    };
+    n.checked_mul(mul).ok_or_else(|| Error::usage(format!("{flag}: `{s}` is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("x", "1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("x", "512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("x", "42").unwrap(), 42);
+        assert!(parse_size("x", "12 parsecs").is_err());
+    }
+}

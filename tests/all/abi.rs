@@ -1,0 +1,51 @@
+//! The ABI is frozen: the 1.0.0 WIT text is pinned, and a plugin built against 1.0.0 is
+//! committed and must keep loading and running in every later host.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use sluice_test_artifacts as art;
+
+use crate::util::*;
+
+/// sha256 of `wit/transform.wit` as released in 1.0.0.
+const WIT_1_0_0_SHA256: &str = "1f90f15d7b53d8a1728473dcc3ab1363027afa36db18be6415676286fd885caf";
+
+#[test]
+fn wit_1_0_0_text_is_frozen() {
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/transform.wit")).unwrap();
+    let got = hex::encode(Sha256::digest(&text));
+    assert_eq!(
+        got, WIT_1_0_0_SHA256,
+        "wit/transform.wit changed. The 1.0.0 ABI is frozen: do not edit it. Add the new items in a \
+         new minor version (package sluice:transform@1.1.0) in a new file, keep 1.0.0 loading, and \
+         pin the new file in its own test."
+    );
+}
+
+#[test]
+fn committed_1_0_0_plugin_still_loads_and_runs() {
+    let rt = runtime();
+    let p = rt.load_plugin(std::path::Path::new(art::ABI_1_0_0_FIXTURE)).unwrap();
+    assert_eq!(p.info().abi_version, "1.0.0");
+    assert_eq!(p.info().name, "echo");
+    let b = orders();
+    let mut t = p.open(&[], &b.schema(), None, &Default::default()).unwrap();
+    assert_eq!(t.output_schema(), &b.schema());
+    let out = t.process(&b).unwrap();
+    assert_eq!(out, vec![b.clone()]);
+    assert!(t.finish().unwrap().is_empty());
+    let _ = Arc::clone(t.output_schema());
+}
+
+#[test]
+fn freshly_built_echo_matches_the_fixture_behaviour() {
+    // The fixture is a frozen copy of this plugin: both must behave the same.
+    let rt = runtime();
+    let b = orders();
+    for path in [art::ECHO, art::ABI_1_0_0_FIXTURE] {
+        let p = rt.load_plugin(std::path::Path::new(path)).unwrap();
+        let mut t = p.open(&[], &b.schema(), None, &Default::default()).unwrap();
+        assert_eq!(t.process(&b).unwrap(), vec![b.clone()], "{path}");
+    }
+}

@@ -1,0 +1,96 @@
+//! Chains, config scoping and chunking through the real binary.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Decimal128Type;
+use sluice_test_artifacts as art;
+
+use crate::util::*;
+
+#[test]
+fn filter_then_derive_chain_with_scoped_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    write_parquet(&input, &[orders()]);
+    let out = dir.path().join("out");
+    let a = sluice()
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--plugin", art::FILTER, "--config", "predicate=discount between 0.02 and 0.05 and qty is not null"])
+        .args(["--plugin", art::DERIVE, "--config", "name=revenue", "--config", "expr=price * discount", "--config", "type=decimal(18,4)"])
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let s = summary(&a.get_output().stdout);
+    assert_eq!(s["status"], "ok");
+    assert_eq!(s["rows_in"], 10);
+    let b = output_batch(&out);
+    // discount = i % 10 hundredths: rows 2,3,4,5 qualify; row 3 has a null qty.
+    assert_eq!(b.num_rows(), 3);
+    let ids: Vec<i64> = b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+    assert_eq!(ids, vec![2, 4, 5]);
+    let rev = b.column_by_name("revenue").unwrap().as_primitive::<Decimal128Type>();
+    assert_eq!(rev.data_type(), &arrow::datatypes::DataType::Decimal128(18, 4));
+    // price row 2 = 124.68, discount 0.02 -> 2.4936
+    assert_eq!(rev.value(0), 24_936);
+    assert!(out.join("_SUCCESS").exists());
+    assert!(out.join("_sluice/manifest.json").exists());
+}
+
+#[test]
+fn config_before_any_plugin_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    write_parquet(&input, &[orders()]);
+    sluice()
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--config", "predicate=id > 1", "--plugin", art::FILTER, "--output"])
+        .arg(dir.path().join("out"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("comes before any --plugin"));
+}
+
+#[test]
+fn chunks_split_rows_exactly_and_output_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    let batches: Vec<RecordBatch> = (0..5).map(|_| orders()).collect();
+    write_parquet(&input, &batches);
+    let mut digests = Vec::new();
+    for run in 0..2 {
+        let out = dir.path().join(format!("out{run}"));
+        sluice()
+            .args(["run", "--chunk-rows", "15", "--batch-rows", "4", "--input"])
+            .arg(&input)
+            .args(["--plugin", art::PASSTHROUGH, "--output"])
+            .arg(&out)
+            .assert()
+            .success();
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
+        let parts = m["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 4, "50 rows in chunks of 15");
+        let rows: Vec<u64> = parts.iter().map(|p| p["rows_out"].as_u64().unwrap()).collect();
+        assert_eq!(rows, vec![15, 15, 15, 5]);
+        digests.push(parts.iter().map(|p| p["digest"].as_str().unwrap().to_string()).collect::<Vec<_>>());
+        assert_eq!(output_batch(&out), arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap());
+    }
+    assert_eq!(digests[0], digests[1], "same inputs give byte-identical parts");
+}
+
+#[test]
+fn existing_output_is_refused_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    write_parquet(&input, &[orders()]);
+    let out = dir.path().join("out");
+    let run = || {
+        let mut c = sluice();
+        c.args(["run", "--input"]).arg(&input).args(["--plugin", art::PASSTHROUGH, "--output"]).arg(&out);
+        c
+    };
+    run().assert().success();
+    run().assert().code(2).stderr(predicates::str::contains("already holds files"));
+    run().arg("--overwrite").assert().success();
+}

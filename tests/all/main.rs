@@ -1,0 +1,9 @@
+//! End-to-end tests of the `sluice` binary and library. One test binary, so linking happens once.
+
+mod abi;
+mod chain;
+mod plugins;
+mod refusals;
+mod tpch;
+mod types;
+mod util;

@@ -1,0 +1,61 @@
+//! Builds every plugin (examples and test plugins) to `wasm32-wasip2` so tests and
+//! benchmarks always run the `.wasm` that matches the source, never a stale file.
+//!
+//! The nested cargo uses its own target directory (`target/wasm-plugins`) so it does not
+//! wait on the lock the outer build holds. Paths are exported as constants in
+//! `$OUT_DIR/plugins.rs`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// (package, wasm file stem) of every plugin the suite uses.
+const PLUGINS: &[(&str, &str)] = &[
+    ("passthrough", "passthrough"),
+    ("filter", "filter"),
+    ("derive", "derive"),
+    ("select", "select"),
+    ("mask", "mask"),
+    ("dedupe", "dedupe"),
+    ("echo", "echo"),
+    ("bad-schema", "bad_schema"),
+];
+
+fn main() {
+    // This crate lives in `tests/artifacts`; the workspace root is two levels up.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..").canonicalize().unwrap();
+    for dir in ["plugins", "sdk", "wit", "tests/plugins"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let target_dir = root.join("target").join("wasm-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (pkg, _) in PLUGINS {
+        cmd.args(["-p", pkg]);
+    }
+    // The outer build's flags are for the host, not for wasm.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128");
+    let status = cmd.status().expect("failed to run cargo for the wasm plugins");
+    if !status.success() {
+        panic!(
+            "building the wasm plugins failed; is the target installed? run `rustup target add wasm32-wasip2`"
+        );
+    }
+    let out_dir = target_dir.join("wasm32-wasip2").join("plugin");
+    let mut consts = String::new();
+    for (pkg, stem) in PLUGINS {
+        let path = out_dir.join(format!("{stem}.wasm"));
+        assert!(path.exists(), "plugin `{pkg}` was built but `{}` is missing", path.display());
+        let name = pkg.to_uppercase().replace('-', "_");
+        consts.push_str(&format!("/// Path of the `{pkg}` plugin.\npub const {name}: &str = {:?};\n", path.display().to_string()));
+    }
+    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins.rs");
+    std::fs::write(dest, consts).unwrap();
+}
