@@ -1,0 +1,204 @@
+//! Run a [`Transform`] natively in tests (feature `harness`).
+//!
+//! The runs go through the same IPC code as the wasm build ([`Session`]): batches are
+//! encoded as the host encodes them, decoded by the SDK, and the output is encoded and
+//! decoded again. So a unit test also catches schema mismatches and IPC problems.
+
+use std::fmt::Write as _;
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::SchemaRef;
+
+use crate::ipc::{decode_all, encode_all};
+use crate::session::Session;
+use crate::{Config, Error, Transform};
+
+fn decode_output(bytes: Vec<u8>, out: &mut Vec<RecordBatch>) -> Result<(), Error> {
+    let (_, batches) = decode_all(bytes).map_err(|e| e.context("plugin output"))?;
+    out.extend(batches);
+    Ok(())
+}
+
+fn open<T: Transform>(config: &Config, schema_ipc: &[u8], state: Option<&[u8]>) -> Result<Session<T>, Error> {
+    Session::<T>::open(config, schema_ipc, state)
+}
+
+/// Open `T` with `config` over `input_schema`, process every batch, finish; return all
+/// output batches in order.
+///
+/// # Errors
+///
+/// The first error `open`, `process` or `finish` returns.
+pub fn run_native<T: Transform>(
+    config: &[(&str, &str)],
+    input_schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>, Error> {
+    run_native_checkpointed::<T>(config, input_schema, batches, usize::MAX)
+}
+
+/// Like [`run_native`], but every `split_every` batches take a checkpoint, drop the
+/// instance and open a new one with the state, as the host does when resuming a run.
+///
+/// For a correct plugin the result equals [`run_native`]'s.
+pub fn run_native_checkpointed<T: Transform>(
+    config: &[(&str, &str)],
+    input_schema: SchemaRef,
+    batches: &[RecordBatch],
+    split_every: usize,
+) -> Result<Vec<RecordBatch>, Error> {
+    let config = Config::new(config.iter().copied());
+    let schema_ipc = encode_all(&input_schema, &[])?;
+    let mut session = open::<T>(&config, &schema_ipc, None)?;
+    let mut out = vec![];
+    let split_every = split_every.max(1);
+    for (i, batch) in batches.iter().enumerate() {
+        if i > 0 && i % split_every == 0 {
+            let state = session.checkpoint()?;
+            drop(session);
+            session = open::<T>(&config, &schema_ipc, Some(&state))?;
+        }
+        let bytes = encode_all(&input_schema, std::slice::from_ref(batch))?;
+        decode_output(session.process(bytes)?, &mut out)?;
+    }
+    decode_output(session.finish()?, &mut out)?;
+    Ok(out)
+}
+
+// `run_wasm` (the same run through the real host and a built `.wasm`) belongs here; it is
+// added by the host side, since it needs `sluice-host`.
+
+fn format_value(array: &ArrayRef, row: usize) -> String {
+    if array.is_null(row) {
+        return "NULL".into();
+    }
+    let options = FormatOptions::default().with_null("NULL");
+    match ArrayFormatter::try_new(array.as_ref(), &options) {
+        Ok(f) => f.value(row).to_string(),
+        Err(_) => format!("{:?}", array.slice(row, 1)),
+    }
+}
+
+fn first_difference(a: &ArrayRef, b: &ArrayRef) -> Option<usize> {
+    (0..a.len().min(b.len())).find(|&i| a.slice(i, 1).to_data() != b.slice(i, 1).to_data())
+}
+
+/// Assert that two lists of batches hold the same schema and values (batch boundaries
+/// ignored); on failure, panic with the first differing row and column.
+///
+/// Floats compare bitwise: NaN equals NaN, `-0.0` differs from `0.0`.
+#[track_caller]
+pub fn assert_batches_eq(left: &[RecordBatch], right: &[RecordBatch]) {
+    if let Some(message) = batches_diff(left, right) {
+        panic!("batches differ: {message}");
+    }
+}
+
+/// The first difference between two lists of batches, or `None` if they are equal.
+pub fn batches_diff(left: &[RecordBatch], right: &[RecordBatch]) -> Option<String> {
+    let (Some(l0), Some(r0)) = (left.first(), right.first()) else {
+        let rows = |b: &[RecordBatch]| b.iter().map(RecordBatch::num_rows).sum::<usize>();
+        return (rows(left) != rows(right)).then(|| {
+            format!(
+                "left has {} batches ({} rows), right has {} batches ({} rows)",
+                left.len(),
+                rows(left),
+                right.len(),
+                rows(right)
+            )
+        });
+    };
+    if l0.schema_ref().fields() != r0.schema_ref().fields() {
+        return Some(format!(
+            "schemas differ:\n  left:  {:?}\n  right: {:?}",
+            l0.schema_ref().fields(),
+            r0.schema_ref().fields()
+        ));
+    }
+    let concat = |b: &[RecordBatch], s: &SchemaRef| arrow_select::concat::concat_batches(s, b);
+    let (l, r) = match (concat(left, l0.schema_ref()), concat(right, r0.schema_ref())) {
+        (Ok(l), Ok(r)) => (l, r),
+        (l, r) => return Some(format!("cannot concatenate: {:?} / {:?}", l.err(), r.err())),
+    };
+    if l.num_rows() != r.num_rows() {
+        return Some(format!(
+            "row counts differ: left {}, right {}",
+            l.num_rows(),
+            r.num_rows()
+        ));
+    }
+    for (c, field) in l.schema_ref().fields().iter().enumerate() {
+        let (a, b) = (l.column(c), r.column(c));
+        if a.to_data() == b.to_data() {
+            continue;
+        }
+        let mut msg = String::new();
+        match first_difference(a, b) {
+            Some(row) => {
+                let _ = write!(
+                    msg,
+                    "first difference at row {row}, column `{}`: left {}, right {}",
+                    field.name(),
+                    format_value(a, row),
+                    format_value(b, row)
+                );
+            }
+            None => {
+                let _ = write!(
+                    msg,
+                    "column `{}` differs in layout only: left {:?}, right {:?}",
+                    field.name(),
+                    a,
+                    b
+                );
+            }
+        }
+        return Some(msg);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, Int64Array};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn batch(v: Vec<Option<f64>>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int64, false),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        let i = Int64Array::from_iter_values(0..v.len() as i64);
+        RecordBatch::try_new(schema, vec![Arc::new(i), Arc::new(Float64Array::from(v))]).unwrap()
+    }
+
+    #[test]
+    fn diff_names_row_and_column() {
+        let a = [batch(vec![Some(1.0), None]), batch(vec![Some(2.0)])];
+        let b = [batch(vec![Some(1.0), None, Some(2.5)])];
+        // batch boundaries ignored, but `i` differs at row 2 (1 vs 2), reported first
+        let d = batches_diff(&a, &b).unwrap();
+        assert!(d.contains("row 2") && d.contains("column `i`"), "{d}");
+        let c = [batch(vec![Some(1.0), None, Some(2.0)])];
+        let a2 = [batch(vec![Some(1.0), None, Some(2.0)])];
+        assert_eq!(batches_diff(&a2, &c), None);
+        let nan = [batch(vec![Some(f64::NAN), Some(-0.0)])];
+        assert_eq!(batches_diff(&nan, &nan.clone()), None);
+        let zero = [batch(vec![Some(f64::NAN), Some(0.0)])];
+        let d = batches_diff(&nan, &zero).unwrap();
+        assert!(d.contains("row 1") && d.contains("-0"), "{d}");
+        assert!(batches_diff(&[], &a).is_some());
+        assert_eq!(batches_diff(&[], &[]), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "batches differ")]
+    fn assert_panics() {
+        assert_batches_eq(&[batch(vec![Some(1.0)])], &[batch(vec![Some(2.0)])]);
+    }
+}

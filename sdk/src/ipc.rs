@@ -1,0 +1,400 @@
+//! Arrow IPC stream bytes <-> record batches, tuned for one small stream per call.
+//!
+//! Every `process` call receives a complete IPC stream: the input schema message, one
+//! record batch (preceded by its dictionaries, if any) and an end-of-stream marker. The
+//! schema message is the same every call, so [`InputDecoder`] keeps a `StreamDecoder` that
+//! has already read it and, when a call starts with the same bytes, feeds it only the rest:
+//! no schema re-parse, and the batch is decoded zero-copy over the call's own `Vec<u8>`.
+
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_buffer::Buffer;
+use arrow_data::ArrayData;
+use arrow_ipc::reader::StreamDecoder;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_schema::{ArrowError, SchemaRef};
+
+use crate::Error;
+
+const CONTINUATION: [u8; 4] = [0xff; 4];
+
+/// Length of the IPC message at the start of `bytes` if it is a schema message.
+fn schema_message_len(bytes: &[u8]) -> Option<usize> {
+    let (prefix, meta_len) = match bytes.get(..4)? {
+        p if p == CONTINUATION => (8usize, bytes.get(4..8)?),
+        p => (4, p),
+    };
+    let meta_len = u32::from_le_bytes(meta_len.try_into().ok()?) as usize;
+    let meta = bytes.get(prefix..prefix.checked_add(meta_len)?)?;
+    let message = arrow_ipc::root_as_message(meta).ok()?;
+    if message.header_type() != arrow_ipc::MessageHeader::Schema {
+        return None;
+    }
+    let body = usize::try_from(message.bodyLength()).ok()?;
+    let len = prefix + meta_len + body;
+    (len <= bytes.len()).then_some(len)
+}
+
+/// True if `rest` is empty or an end-of-stream marker (current or pre-0.15 format).
+fn is_end_of_stream(rest: &[u8]) -> bool {
+    rest.is_empty() || rest == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0] || rest == [0, 0, 0, 0]
+}
+
+fn ipc_error(what: &str, e: ArrowError) -> Error {
+    Error::InvalidInput(format!("{what}: {e}"))
+}
+
+/// Read the schema of an IPC stream that should hold only a schema.
+pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, Error> {
+    let mut decoder = StreamDecoder::new();
+    let mut buf = Buffer::from(bytes);
+    while !buf.is_empty() {
+        if decoder
+            .decode(&mut buf)
+            .map_err(|e| ipc_error("cannot read the schema IPC stream", e))?
+            .is_some()
+        {
+            return Err(Error::InvalidInput(
+                "the schema IPC stream holds a record batch; expected only a schema".into(),
+            ));
+        }
+    }
+    decoder
+        .schema()
+        .ok_or_else(|| Error::InvalidInput("the schema IPC stream holds no schema".into()))
+}
+
+/// Decodes the per-call input IPC streams of one transformer.
+pub struct InputDecoder {
+    schema: SchemaRef,
+    /// The schema message exactly as the host sent it at open time.
+    schema_message: Vec<u8>,
+    /// A decoder that has read `schema_message` and nothing else that failed.
+    primed: StreamDecoder,
+}
+
+impl InputDecoder {
+    /// Start from the `input-schema` bytes given to `open`.
+    pub fn new(schema_ipc: &[u8]) -> Result<Self, Error> {
+        let schema = decode_schema(schema_ipc)?;
+        // `decode_schema` succeeded, so a schema message is there; its exact bytes are the
+        // fast-path key. If framing is unusual, an empty key just disables the fast path.
+        let schema_message = schema_message_len(schema_ipc)
+            .map(|n| schema_ipc[..n].to_vec())
+            .unwrap_or_default();
+        let mut decoder = InputDecoder {
+            schema,
+            schema_message,
+            primed: StreamDecoder::new(),
+        };
+        decoder.reprime()?;
+        Ok(decoder)
+    }
+
+    /// The input schema every decoded batch carries.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Reset the persistent decoder to "has read the schema message".
+    ///
+    /// A schema message has an empty body, which `StreamDecoder` only completes when more
+    /// bytes arrive: the schema is parsed once, on the first call, then kept.
+    fn reprime(&mut self) -> Result<(), Error> {
+        self.primed = StreamDecoder::new();
+        if !self.schema_message.is_empty() {
+            let mut buf = Buffer::from(self.schema_message.as_slice());
+            self.primed
+                .decode(&mut buf)
+                .map_err(|e| ipc_error("cannot read the input schema", e))?;
+        }
+        Ok(())
+    }
+
+    /// Decode an IPC stream holding the input schema and exactly one record batch.
+    pub fn decode(&mut self, bytes: Vec<u8>) -> Result<RecordBatch, Error> {
+        if !self.schema_message.is_empty() && bytes.starts_with(&self.schema_message) {
+            let skip = self.schema_message.len();
+            let mut buf = Buffer::from_vec(bytes);
+            buf.advance(skip);
+            match Self::one_batch(&mut self.primed, &mut buf).and_then(|b| self.relabel(b)) {
+                Ok(batch) => Ok(batch),
+                Err(e) => {
+                    // The decoder may hold half a message: start over from the schema.
+                    self.reprime()?;
+                    Err(e)
+                }
+            }
+        } else {
+            self.decode_slow(bytes)
+        }
+    }
+
+    /// Give a batch decoded on the fast path the open-time schema `Arc`, so that every batch
+    /// a plugin sees shares it (`RecordBatch::try_new` checks the column types: O(columns)).
+    fn relabel(&self, batch: RecordBatch) -> Result<RecordBatch, Error> {
+        if Arc::ptr_eq(batch.schema_ref(), &self.schema) {
+            return Ok(batch);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            batch.columns().to_vec(),
+            &options,
+        )?)
+    }
+
+    /// Read one record batch (and any dictionaries before it), then expect the end.
+    fn one_batch(decoder: &mut StreamDecoder, buf: &mut Buffer) -> Result<RecordBatch, Error> {
+        let batch = loop {
+            if buf.is_empty() {
+                return Err(Error::InvalidInput(
+                    "the input IPC stream holds no record batch; expected exactly one".into(),
+                ));
+            }
+            if let Some(batch) = decoder
+                .decode(buf)
+                .map_err(|e| ipc_error("cannot read the input IPC stream", e))?
+            {
+                break batch;
+            }
+        };
+        if !is_end_of_stream(buf.as_slice()) {
+            return Err(Error::InvalidInput(format!(
+                "the input IPC stream has {} bytes after its record batch; expected exactly one batch",
+                buf.len()
+            )));
+        }
+        Ok(batch)
+    }
+
+    /// A stream whose schema bytes differ from open time: decode it all and compare.
+    fn decode_slow(&self, bytes: Vec<u8>) -> Result<RecordBatch, Error> {
+        let mut decoder = StreamDecoder::new();
+        let mut buf = Buffer::from_vec(bytes);
+        let batch = Self::one_batch(&mut decoder, &mut buf)?;
+        if batch.schema_ref().fields() != self.schema.fields() {
+            return Err(Error::InvalidInput(format!(
+                "the input batch's schema differs from the schema given to open: expected {:?}, got {:?}",
+                self.schema.fields(),
+                batch.schema_ref().fields()
+            )));
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            batch.columns().to_vec(),
+            &options,
+        )?)
+    }
+}
+
+/// Encodes output batches as IPC streams with a fixed schema.
+pub struct OutputEncoder {
+    schema: SchemaRef,
+    /// The schema alone, as an IPC stream (what `output-schema` returns).
+    schema_ipc: Vec<u8>,
+}
+
+fn encode_error(e: ArrowError) -> Error {
+    Error::Internal(format!("cannot encode the output as Arrow IPC: {e}"))
+}
+
+/// Upper bound of the IPC body of `data`: its bytes plus up to 64 bytes of padding per buffer.
+///
+/// Not `get_array_memory_size`: for arrays decoded zero-copy that counts the capacity of
+/// the whole shared input allocation once per buffer, which would over-allocate many times.
+fn encoded_size(data: &ArrayData) -> usize {
+    fn padding(data: &ArrayData) -> usize {
+        64 * (data.buffers().len() + 1) + 32 + data.child_data().iter().map(padding).sum::<usize>()
+    }
+    data.get_slice_memory_size().unwrap_or(0) + padding(data)
+}
+
+impl OutputEncoder {
+    /// Prepare to write streams with `schema`.
+    pub fn new(schema: SchemaRef) -> Result<Self, Error> {
+        let writer = StreamWriter::try_new(Vec::new(), &schema).map_err(encode_error)?;
+        let schema_ipc = writer.into_inner().map_err(encode_error)?;
+        Ok(OutputEncoder { schema, schema_ipc })
+    }
+
+    /// The output schema alone, as an IPC stream.
+    pub fn schema_ipc(&self) -> &[u8] {
+        &self.schema_ipc
+    }
+
+    /// Check that `batch` fits the output schema; relabel it if only metadata differs.
+    fn conform(&self, batch: RecordBatch) -> Result<RecordBatch, Error> {
+        if Arc::ptr_eq(batch.schema_ref(), &self.schema) || batch.schema_ref().fields() == self.schema.fields() {
+            return Ok(batch);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let fields = batch.schema_ref().fields().clone();
+        RecordBatch::try_new_with_options(Arc::clone(&self.schema), batch.columns().to_vec(), &options)
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "the plugin returned a batch that does not match its output schema ({e}): expected {:?}, got {fields:?}",
+                    self.schema.fields()
+                ))
+            })
+    }
+
+    /// Encode the schema and `batches` as one IPC stream.
+    pub fn encode(&self, batches: Vec<RecordBatch>) -> Result<Vec<u8>, Error> {
+        let batches = batches
+            .into_iter()
+            .map(|b| self.conform(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let capacity = self.schema_ipc.len()
+            + batches
+                .iter()
+                .map(|b| 512 + b.columns().iter().map(|c| encoded_size(&c.to_data())).sum::<usize>())
+                .sum::<usize>();
+        let mut writer =
+            StreamWriter::try_new_with_options(Vec::with_capacity(capacity), &self.schema, IpcWriteOptions::default())
+                .map_err(encode_error)?;
+        for batch in &batches {
+            writer.write(batch).map_err(encode_error)?;
+        }
+        writer.into_inner().map_err(encode_error)
+    }
+}
+
+/// Decode every record batch of an IPC stream (any schema); used by the harness and tests.
+pub fn decode_all(bytes: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
+    let mut decoder = StreamDecoder::new();
+    let mut buf = Buffer::from_vec(bytes);
+    let mut batches = vec![];
+    while !buf.is_empty() {
+        if let Some(batch) = decoder
+            .decode(&mut buf)
+            .map_err(|e| ipc_error("cannot read IPC stream", e))?
+        {
+            batches.push(batch);
+        }
+    }
+    decoder.finish().map_err(|e| ipc_error("truncated IPC stream", e))?;
+    let schema = decoder
+        .schema()
+        .ok_or_else(|| Error::InvalidInput("the IPC stream holds no schema".into()))?;
+    Ok((schema, batches))
+}
+
+/// Encode `schema` and `batches` as one IPC stream; used by the harness and tests.
+pub fn encode_all(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, Error> {
+    let mut writer = StreamWriter::try_new(Vec::new(), schema).map_err(encode_error)?;
+    for batch in batches {
+        writer.write(batch).map_err(encode_error)?;
+    }
+    writer.into_inner().map_err(encode_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(n: i64) -> RecordBatch {
+        let a: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        let s: ArrayRef = Arc::new(StringArray::from_iter((0..n).map(|i| Some(format!("v{i}")))));
+        RecordBatch::try_new(schema(), vec![a, s]).unwrap()
+    }
+
+    #[test]
+    fn fast_path_decodes_many_calls() {
+        let schema_ipc = encode_all(&schema(), &[]).unwrap();
+        let mut dec = InputDecoder::new(&schema_ipc).unwrap();
+        assert!(!dec.schema_message.is_empty(), "fast path must be armed");
+        for n in [3, 0, 5] {
+            let got = dec.decode(encode_all(&schema(), &[batch(n)]).unwrap()).unwrap();
+            assert_eq!(got, batch(n));
+            assert!(Arc::ptr_eq(got.schema_ref(), dec.schema()));
+        }
+        // The persistent decoder read the schema once: its `Arc` is reused for every batch.
+        let first = dec.primed.schema().unwrap();
+        dec.decode(encode_all(&schema(), &[batch(1)]).unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&first, &dec.primed.schema().unwrap()));
+    }
+
+    #[test]
+    fn errors_then_recovers() {
+        let schema_ipc = encode_all(&schema(), &[]).unwrap();
+        let mut dec = InputDecoder::new(&schema_ipc).unwrap();
+        let good = encode_all(&schema(), &[batch(4)]).unwrap();
+        // Truncated stream: an error, not a panic, and the next call still works.
+        let e = dec.decode(good[..good.len() - 20].to_vec()).unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+        // No batch at all.
+        let e = dec.decode(schema_ipc.clone()).unwrap_err();
+        assert!(e.message().contains("no record batch"), "{e}");
+        // Two batches.
+        let e = dec
+            .decode(encode_all(&schema(), &[batch(1), batch(1)]).unwrap())
+            .unwrap_err();
+        assert!(e.message().contains("exactly one"), "{e}");
+        assert_eq!(dec.decode(good).unwrap(), batch(4));
+    }
+
+    #[test]
+    fn other_schema_is_rejected() {
+        let schema_ipc = encode_all(&schema(), &[]).unwrap();
+        let mut dec = InputDecoder::new(&schema_ipc).unwrap();
+        let other = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let b = RecordBatch::try_new(
+            Arc::clone(&other),
+            vec![Arc::new(Int64Array::from(vec![1])) as ArrayRef],
+        )
+        .unwrap();
+        let e = dec.decode(encode_all(&other, &[b]).unwrap()).unwrap_err();
+        assert!(e.message().contains("differs"), "{e}");
+        assert!(dec.decode(vec![1, 2, 3]).is_err());
+        assert!(InputDecoder::new(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn schema_metadata_difference_takes_slow_path() {
+        let schema_ipc = encode_all(&schema(), &[]).unwrap();
+        let mut dec = InputDecoder::new(&schema_ipc).unwrap();
+        let with_meta = Arc::new(
+            schema()
+                .as_ref()
+                .clone()
+                .with_metadata(std::collections::HashMap::from([("k".to_string(), "v".to_string())])),
+        );
+        let b = batch(2).with_schema(Arc::clone(&with_meta)).unwrap();
+        let got = dec.decode(encode_all(&with_meta, &[b]).unwrap()).unwrap();
+        assert_eq!(got, batch(2));
+    }
+
+    #[test]
+    fn encoder_checks_batches() {
+        let enc = OutputEncoder::new(schema()).unwrap();
+        let bytes = enc.encode(vec![batch(3), batch(0)]).unwrap();
+        let (s, got) = decode_all(bytes).unwrap();
+        assert_eq!(s, schema());
+        assert_eq!(got, vec![batch(3), batch(0)]);
+        let wrong = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let s: ArrayRef = Arc::new(StringArray::from(vec!["x"]));
+        let b = RecordBatch::try_new(wrong, vec![Arc::clone(&s), s]).unwrap();
+        let e = enc.encode(vec![b]).unwrap_err();
+        assert!(matches!(e, Error::Internal(_)), "{e:?}");
+        let (_, none) = decode_all(enc.schema_ipc().to_vec()).unwrap();
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,53 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # How the parts fit
+//!
+//! - [`Transform`] is what a plugin implements, over Arrow [`RecordBatch`](arrow_array::RecordBatch)es.
+//! - [`export_plugin!`] exports it through [`Adapter`], which implements the traits that
+//!   `wit-bindgen` generates from `wit/transform.wit` (module [`bindings`]).
+//! - [`session::Session`] sits between the two: it decodes the input IPC bytes, calls the
+//!   transform and encodes its output (module [`ipc`]). The harness drives the same code.
+//! - [`Config`] and [`Error`] are the configuration and the error variant of the ABI;
+//!   [`log`] sends messages to the host.
+
+pub mod adapter;
+pub mod config;
+pub mod error;
+#[cfg(feature = "harness")]
+pub mod harness;
+pub mod ipc;
+pub mod log;
+pub mod session;
+pub mod transform;
+
+/// Bindings generated from `wit/transform.wit` (world `transform-plugin`).
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "transform-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "sluice_sdk::bindings",
+    });
+}
+
+pub use adapter::{Adapter, Instance};
+pub use config::Config;
+pub use error::Error;
+pub use transform::{PluginInfo, Transform};
+
+/// Arrow arrays and record batches.
+pub use arrow_array;
+/// Arrow buffers.
+pub use arrow_buffer;
+/// Arrow array data (layout-level access).
+pub use arrow_data;
+/// Arrow IPC, as used to cross the plugin boundary.
+pub use arrow_ipc;
+/// Arrow schemas, fields and data types.
+pub use arrow_schema;
+/// Arrow selection kernels (filter, take, concat).
+pub use arrow_select;
+
+/// The ABI version this SDK builds plugins for (`package sluice:transform@...` in the WIT).
+pub const ABI_VERSION: &str = "1.0.0";
