@@ -7,13 +7,18 @@
 //! - [`ipc`] moves batches across the boundary as Arrow IPC streams and validates what
 //!   plugins return.
 //! - [`source`] reads input files as bounded streams of batches; [`sink`] writes output.
-//! - [`pipeline`] chains plugins and runs the whole job; [`cli`] is the `sluice` command.
+//! - [`pipeline`] chains plugins and runs the whole job; [`outdir`] commits each chunk
+//!   (temp file, fsync, rename) and [`journal`] records it, so a rerun resumes.
+//! - [`cli`] is the `sluice` command.
 
 pub mod cli;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod fault;
 pub mod ipc;
+pub mod journal;
+pub mod outdir;
 pub mod pipeline;
 pub mod plugin;
 pub mod sandbox;

@@ -1,10 +1,9 @@
 //! A chain of plugins and the run loop: read → transform → write, chunk by chunk.
 //!
 //! Input rows are cut into chunks of `chunk_rows` rows, counted from the start of the input
-//! (so boundaries depend only on the input and the setting). Each chunk's output goes to its
-//! own part file, written to a temporary name, fsync'd and renamed into `OUT/data/`. The run
-//! record (`OUT/_sluice/manifest.json`) is written atomically at the end, then `_SUCCESS`:
-//! readers that wait for `_SUCCESS` never see partial output.
+//! (so boundaries depend only on the input and the setting). Each chunk is committed with
+//! the protocol in [`crate::outdir`] and recorded in the journal; a rerun of the same job
+//! resumes after the last committed chunk, and a rerun of a finished job is a no-op.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,12 +12,15 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use crate::digest;
+use crate::digest::{self, BatchDigest};
 use crate::engine::{EngineSettings, Runtime};
 use crate::error::{Error, Result};
+use crate::fault;
+use crate::journal::{ChunkEntry, Journal};
+use crate::outdir::{self, Existing, OutputDir};
 use crate::plugin::{Plugin, PluginInfo, Transformer};
 use crate::sandbox::Determinism;
-use crate::sink::{self, OutputFormat, WriterOptions};
+use crate::sink::{OutputFormat, WriterOptions};
 use crate::source::{Source, SourceOptions};
 
 /// Default rows per chunk: large enough that per-chunk costs (a file, an fsync, a
@@ -156,25 +158,8 @@ pub struct InputRecord {
     pub size: u64,
     /// Format it was read as.
     pub format: String,
-}
-
-/// One committed output part.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PartRecord {
-    /// Chunk index.
-    pub chunk: u64,
-    /// Path relative to the output directory.
-    pub file: String,
-    /// First input row of the chunk (0-based) and number of input rows.
-    pub input_rows: [u64; 2],
-    /// Rows written.
-    pub rows_out: u64,
-    /// File size in bytes.
-    pub bytes: u64,
-    /// BLAKE3 of the file.
+    /// BLAKE3 of the file's bytes.
     pub digest: String,
-    /// Fuel used by each plugin on this chunk.
-    pub fuel: Vec<u64>,
 }
 
 /// The run record written to `OUT/_sluice/manifest.json`.
@@ -182,6 +167,8 @@ pub struct PartRecord {
 pub struct Manifest {
     /// Record format version.
     pub manifest_version: u32,
+    /// Digest of everything that determines the output (and nothing else).
+    pub action_key: String,
     /// sluice version that wrote it.
     pub host_version: String,
     /// Engine settings.
@@ -192,140 +179,333 @@ pub struct Manifest {
     pub inputs: Vec<InputRecord>,
     /// Rows per chunk.
     pub chunk_rows: u64,
+    /// Rows per input batch.
+    pub batch_rows: u64,
     /// Output format (`parquet` or `ipc`).
     pub format: String,
-    /// Output compression setting.
-    pub compression: String,
-    /// Committed parts in order.
-    pub parts: Vec<PartRecord>,
+    /// Output writer settings.
+    pub writer: WriterOptions,
+    /// The journal of committed chunks, in order.
+    pub chunks: Vec<ChunkEntry>,
+    /// BLAKE3 over the chunks' data digests: the output's data version.
+    pub root_digest: String,
+    /// Digest of the journal's last line.
+    pub journal_head: String,
     /// Total rows read.
     pub rows_in: u64,
     /// Total rows written.
     pub rows_out: u64,
-    /// `ok` (the manifest is only written for completed runs in this version).
+    /// `ok`.
     pub status: String,
-    /// Wall time of the run in milliseconds.
+    /// Wall time of the run (of its last attempt, when resumed) in milliseconds.
     pub elapsed_ms: u64,
 }
 
 /// What a finished run reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {
-    /// `ok`.
+    /// `ok`, or `already_complete` when the same job had already finished.
     pub status: String,
     /// The output directory.
     pub output: PathBuf,
+    /// The job's action key.
+    pub action_key: String,
     /// Rows read.
     pub rows_in: u64,
     /// Rows written.
     pub rows_out: u64,
-    /// Part files written.
-    pub parts: u64,
+    /// Chunks (part files) in the output.
+    pub chunks: u64,
+    /// Chunks found already committed and skipped (resume).
+    pub chunks_resumed: u64,
     /// Bytes written.
     pub bytes_out: u64,
+    /// The output's data version.
+    pub root_digest: String,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
 }
 
-/// Execute a run end to end.
+/// What the action key covers: everything that determines the output bytes.
+#[derive(serde::Serialize)]
+struct ActionKeyInput<'a> {
+    key_version: u32,
+    host_version: &'a str,
+    inputs: Vec<(&'a str, &'a str)>,
+    source: String,
+    plugins: Vec<(&'a str, String)>,
+    chunk_rows: usize,
+    format: String,
+    writer: &'a WriterOptions,
+    engine: EngineSettings,
+}
+
+/// Execute a run end to end: fresh, resumed, or a no-op when already complete.
 ///
 /// # Errors
-/// Any [`Error`]; on failure no `_SUCCESS` is written and the temporary file of the
-/// chunk in flight is removed.
+/// Any [`Error`]; on failure no `_SUCCESS` is written, committed chunks stay committed
+/// (a rerun resumes after them) and the temporary file of the chunk in flight is removed.
 pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     let start = Instant::now();
     if spec.chunk_rows == 0 {
         return Err(Error::usage("--chunk-rows must be at least 1"));
     }
-    let plugins: Vec<(Plugin, Vec<(String, String)>)> = spec
-        .plugins
-        .iter()
-        .map(|p| Ok((rt.load_plugin(&p.path)?, p.config.clone())))
-        .collect::<Result<_>>()?;
+    let plugins: Vec<(Plugin, Vec<(String, String)>)> =
+        spec.plugins.iter().map(|p| Ok((rt.load_plugin(&p.path)?, p.config.clone()))).collect::<Result<_>>()?;
     let source = Source::open(&spec.inputs, &spec.source)?;
     let input_schema = source.schema();
-    let mut chain = Chain::open(&plugins, &input_schema, None, [0u8; 32])?;
-    let out_schema = Arc::clone(chain.output_schema());
-    let out = OutputDir::prepare(&spec.output, spec.overwrite)?;
     let inputs: Vec<InputRecord> = source
         .files()
         .iter()
-        .map(|f| InputRecord { path: f.path.clone(), size: f.size, format: f.format.to_string() })
-        .collect();
+        .map(|f| {
+            Ok(InputRecord {
+                path: f.path.clone(),
+                size: f.size,
+                format: f.format.to_string(),
+                digest: digest::blake3_file(&f.path)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let config_digests: Vec<String> = plugins.iter().map(|(_, c)| digest::config_digest(c)).collect();
+    let key_input = ActionKeyInput {
+        key_version: 1,
+        host_version: env!("CARGO_PKG_VERSION"),
+        inputs: inputs.iter().map(|i| (i.format.as_str(), i.digest.as_str())).collect(),
+        source: format!("{:?}", spec.source),
+        plugins: plugins.iter().zip(&config_digests).map(|((p, _), c)| (p.sha256(), c.clone())).collect(),
+        chunk_rows: spec.chunk_rows,
+        format: spec.format.to_string(),
+        writer: &spec.writer,
+        engine: rt.settings(),
+    };
+    let action_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
 
-    // Decoding runs on its own thread so it overlaps the transform and the encoding.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
-    let reader = std::thread::spawn(move || {
-        for b in source {
-            let stop = b.is_err();
-            if tx.send(b).is_err() || stop {
-                break;
-            }
+    // Where to write: the output itself, or (for --overwrite) a staging sibling that
+    // replaces it only once the new run has committed.
+    finish_interrupted_swap(&spec.output)?;
+    let (work, swap) = match outdir::inspect(&spec.output)? {
+        Existing::Empty => (spec.output.clone(), false),
+        Existing::Complete(Some(k)) if k == action_key => {
+            return already_complete(&spec.output, start);
         }
-    });
-    let result = run_chunks(&mut chain, rx.into_iter(), spec, &out, &out_schema);
-    drop(reader);
-    let (parts, rows_in) = match result {
-        Ok(x) => x,
-        Err(e) => {
+        Existing::Unfinished(j) if j.header.action_key == action_key => {
+            drop(j);
+            (spec.output.clone(), false)
+        }
+        other if spec.overwrite => {
+            drop(other);
+            (staging_path(&spec.output, "new"), true)
+        }
+        Existing::Complete(_) => {
+            return Err(Error::usage(format!(
+                "output `{}` holds a finished run of a different job (other inputs, plugins or settings); choose another --output or pass --overwrite to replace it",
+                spec.output.display()
+            )));
+        }
+        Existing::Unfinished(_) => {
+            return Err(Error::usage(format!(
+                "output `{}` holds an unfinished run of a different job; rerun that job to finish it, or pass --overwrite to replace it",
+                spec.output.display()
+            )));
+        }
+        Existing::Foreign => {
+            return Err(Error::usage(format!(
+                "output `{}` already holds files that sluice did not write; choose another --output or pass --overwrite",
+                spec.output.display()
+            )));
+        }
+    };
+    let (out, mut journal) = match outdir::inspect(&work)? {
+        Existing::Unfinished(j) if j.header.action_key == action_key => {
+            let out = OutputDir::at(&work);
+            out.recover(&j)?;
+            tracing::info!(chunks = j.chunks.len(), output = %work.display(), "resuming after the last committed chunk");
+            (out, j)
+        }
+        Existing::Complete(Some(k)) if swap && k == action_key => {
+            swap_into_place(&work, &spec.output)?;
+            return already_complete(&spec.output, start);
+        }
+        Existing::Empty => OutputDir::create(&work, &action_key)?,
+        _ => {
+            // Only a stale staging directory can get here: it is ours to replace.
+            std::fs::remove_dir_all(&work).map_err(|e| Error::io("remove", &work, e))?;
+            OutputDir::create(&work, &action_key)?
+        }
+    };
+    let resumed = journal.chunks.len() as u64;
+    let states = out.load_state(&journal)?;
+    let seed = *blake3::hash(action_key.as_bytes()).as_bytes();
+    let mut chain = Chain::open(&plugins, &input_schema, states.as_deref(), seed)?;
+    let out_schema = Arc::clone(chain.output_schema());
+    let stateful = plugins.iter().any(|(p, _)| p.info().stateful);
+
+    if !journal.chunks.last().is_some_and(|c| c.last) {
+        // Decoding runs on its own thread so it overlaps the transform and the encoding.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
+        let reader = std::thread::spawn(move || {
+            for b in source {
+                let stop = b.is_err();
+                if tx.send(b).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let ctx = ChunkCtx { spec, out: &out, out_schema: &out_schema, stateful };
+        let result = run_chunks(&mut chain, rx.into_iter(), &ctx, &mut journal);
+        drop(reader);
+        if let Err(e) = result {
             out.cleanup_temp();
             return Err(e);
         }
-    };
-    let rows_out = parts.iter().map(|p| p.rows_out).sum();
-    let bytes_out = parts.iter().map(|p| p.bytes).sum();
+    }
+
+    let chunks = journal.chunks.clone();
+    let rows_in = chunks.iter().map(|c| c.input_rows[1]).sum();
+    let rows_out = chunks.iter().map(|c| c.rows_out).sum();
+    let bytes_out = chunks.iter().map(|c| c.bytes).sum();
+    let root_digest = root_digest(&chunks);
     let elapsed_ms = start.elapsed().as_millis() as u64;
     let manifest = Manifest {
         manifest_version: 1,
+        action_key: action_key.clone(),
         host_version: env!("CARGO_PKG_VERSION").to_string(),
         engine: rt.settings(),
         plugins: plugins
             .iter()
-            .map(|(p, c)| PluginRecord {
-                info: p.info().clone(),
-                path: p.path().to_path_buf(),
-                config_digest: digest::config_digest(c),
-                config: c.clone(),
-            })
+            .zip(config_digests)
+            .map(|((p, c), d)| PluginRecord { info: p.info().clone(), path: p.path().to_path_buf(), config_digest: d, config: c.clone() })
             .collect(),
         inputs,
         chunk_rows: spec.chunk_rows as u64,
+        batch_rows: spec.source.batch_rows as u64,
         format: spec.format.to_string(),
-        compression: spec.writer.compression.clone(),
+        writer: spec.writer.clone(),
+        journal_head: journal.head().to_string(),
+        chunks,
+        root_digest: root_digest.clone(),
         rows_in,
         rows_out,
         status: "ok".into(),
         elapsed_ms,
-        parts,
     };
-    out.publish(&manifest)?;
+    journal.close()?;
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    out.publish(&json, manifest.chunks.len() as u64)?;
+    if swap {
+        swap_into_place(&work, &spec.output)?;
+    }
     Ok(RunSummary {
         status: "ok".into(),
         output: spec.output.clone(),
+        action_key,
         rows_in,
         rows_out,
-        parts: manifest.parts.len() as u64,
+        chunks: manifest.chunks.len() as u64,
+        chunks_resumed: resumed,
         bytes_out,
+        root_digest,
         elapsed_ms,
     })
+}
+
+/// BLAKE3 over the chunks' data digests, in order.
+pub fn root_digest(chunks: &[ChunkEntry]) -> String {
+    let mut h = blake3::Hasher::new();
+    for c in chunks {
+        h.update(c.data_digest.as_bytes());
+        h.update(b"\n");
+    }
+    format!("blake3:{}", h.finalize().to_hex())
+}
+
+fn already_complete(root: &Path, start: Instant) -> Result<RunSummary> {
+    let path = root.join("_sluice").join("manifest.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::usage(format!("run record `{}` is unreadable ({e}); remove the output or pass --overwrite", path.display())))?;
+    tracing::info!(output = %root.display(), "already complete: the same job finished earlier; nothing to do");
+    Ok(RunSummary {
+        status: "already_complete".into(),
+        output: root.to_path_buf(),
+        action_key: m.action_key,
+        rows_in: m.rows_in,
+        rows_out: m.rows_out,
+        chunks: m.chunks.len() as u64,
+        chunks_resumed: m.chunks.len() as u64,
+        bytes_out: m.chunks.iter().map(|c| c.bytes).sum(),
+        root_digest: m.root_digest,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+fn staging_path(output: &Path, which: &str) -> PathBuf {
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.sluice-{which}"))
+}
+
+/// Replace `output` with the finished `staged` run: rename the old one aside, rename the
+/// new one in, remove the old one. A crash in between is completed by the next run.
+fn swap_into_place(staged: &Path, output: &Path) -> Result<()> {
+    let old = staging_path(output, "old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
+    }
+    if output.exists() {
+        std::fs::rename(output, &old).map_err(|e| Error::io("move aside", output, e))?;
+    }
+    std::fs::rename(staged, output).map_err(|e| Error::io("move into place", output, e))?;
+    outdir::sync_parent(output)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
+    }
+    Ok(())
+}
+
+fn finish_interrupted_swap(output: &Path) -> Result<()> {
+    let old = staging_path(output, "old");
+    if !old.exists() {
+        return Ok(());
+    }
+    let new = staging_path(output, "new");
+    if !output.exists() && new.join("_SUCCESS").exists() {
+        std::fs::rename(&new, output).map_err(|e| Error::io("move into place", output, e))?;
+        outdir::sync_parent(output)?;
+    }
+    if output.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
+    }
+    Ok(())
+}
+
+struct ChunkCtx<'a> {
+    spec: &'a RunSpec,
+    out: &'a OutputDir,
+    out_schema: &'a SchemaRef,
+    stateful: bool,
 }
 
 fn run_chunks(
     chain: &mut Chain,
     batches: impl Iterator<Item = Result<RecordBatch>>,
-    spec: &RunSpec,
-    out: &OutputDir,
-    out_schema: &SchemaRef,
-) -> Result<(Vec<PartRecord>, u64)> {
+    ctx: &ChunkCtx<'_>,
+    journal: &mut Journal,
+) -> Result<()> {
+    let spec = ctx.spec;
     let mut batches = batches.peekable();
-    let mut parts = Vec::new();
     let mut rows_in: u64 = 0;
     let mut pending: Option<RecordBatch> = None;
     let mut chunk: u64 = 0;
     loop {
         let first_row = rows_in;
-        let mut part = out.begin_part(chunk, out_schema, spec.format, &spec.writer)?;
+        let committed = journal.chunks.get(chunk as usize).cloned();
+        let mut part = match committed {
+            None => Some(ctx.out.begin_part(chunk, ctx.out_schema, spec.format, &spec.writer)?),
+            Some(_) => None,
+        };
         let fuel_before = chain.fuel();
+        let mut input_digest = BatchDigest::default();
         let mut in_chunk = 0usize;
         // Fill this chunk with exactly `chunk_rows` input rows (fewer only at the end).
         while in_chunk < spec.chunk_rows {
@@ -344,148 +524,57 @@ fn run_chunks(
                 b
             };
             in_chunk += b.num_rows();
-            for o in chain.process(b)? {
-                part.write(&o)?;
+            input_digest.update(&b);
+            if let Some(part) = part.as_mut() {
+                for o in chain.process(b)? {
+                    part.write(&o)?;
+                }
             }
         }
         rows_in += in_chunk as u64;
         let last = pending.is_none() && batches.peek().is_none();
-        if last {
-            for o in chain.finish()? {
-                part.write(&o)?;
+        let input_digest = input_digest.finish();
+        let input_rows = [first_row, in_chunk as u64];
+        match (committed, part) {
+            (Some(c), _) => {
+                // Already committed by an earlier attempt: the input must not have changed.
+                if c.input_rows != input_rows || c.input_digest != input_digest {
+                    return Err(Error::input(format!(
+                        "the input changed since chunk {chunk} was committed (rows {}..{}: digest {input_digest}, journal {}); rerun with --overwrite to start over",
+                        input_rows[0],
+                        input_rows[0] + input_rows[1],
+                        c.input_digest
+                    )));
+                }
+                if last && !c.last {
+                    // The input ends here now, but the earlier attempt saw more rows.
+                    return Err(Error::input(format!(
+                        "the input is shorter than when chunk {chunk} was committed; rerun with --overwrite to start over"
+                    )));
+                }
             }
-        }
-        let fuel: Vec<u64> = chain.fuel().iter().zip(&fuel_before).map(|(a, b)| a - b).collect();
-        parts.push(part.commit([first_row, in_chunk as u64], fuel)?);
-        chunk += 1;
-        if last {
-            break;
-        }
-    }
-    Ok((parts, rows_in))
-}
-
-/// The output directory layout: `data/part-NNNNNN.<ext>`, `_sluice/manifest.json`, `_SUCCESS`.
-pub struct OutputDir {
-    root: PathBuf,
-}
-
-impl OutputDir {
-    /// Create (or, with `overwrite`, clear) the output directory.
-    pub fn prepare(root: &Path, overwrite: bool) -> Result<OutputDir> {
-        if root.exists() {
-            if !root.is_dir() {
-                return Err(Error::usage(format!("output `{}` exists and is not a directory", root.display())));
-            }
-            let non_empty = std::fs::read_dir(root).map_err(|e| Error::io("list", root, e))?.next().is_some();
-            if non_empty && !overwrite {
-                return Err(Error::usage(format!(
-                    "output `{}` already holds files; choose another --output or pass --overwrite",
-                    root.display()
-                )));
-            }
-            if non_empty {
-                for sub in ["data", "_sluice"] {
-                    let p = root.join(sub);
-                    if p.exists() {
-                        std::fs::remove_dir_all(&p).map_err(|e| Error::io("remove", &p, e))?;
+            (None, Some(mut part)) => {
+                if last {
+                    for o in chain.finish()? {
+                        part.write(&o)?;
                     }
                 }
-                let s = root.join("_SUCCESS");
-                if s.exists() {
-                    std::fs::remove_file(&s).map_err(|e| Error::io("remove", &s, e))?;
-                }
+                let fuel: Vec<u64> = chain.fuel().iter().zip(&fuel_before).map(|(a, b)| a - b).collect();
+                let committed = part.commit()?;
+                let state = if ctx.stateful && !last {
+                    let states = chain.checkpoint()?;
+                    Some(ctx.out.save_state(&states, chunk)?)
+                } else {
+                    fault::point("state_written", chunk)?;
+                    None
+                };
+                journal.append(outdir::entry(chunk, input_rows, input_digest, committed, state, fuel, last))?;
             }
+            (None, None) => unreachable!("a part is open for every uncommitted chunk"),
         }
-        for sub in ["data", "_sluice"] {
-            let p = root.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| Error::io("create directory", &p, e))?;
-        }
-        Ok(OutputDir { root: root.to_path_buf() })
-    }
-
-    fn begin_part(&self, chunk: u64, schema: &SchemaRef, format: OutputFormat, writer: &WriterOptions) -> Result<PartWriter> {
-        let name = format!("part-{chunk:06}.{}", format.extension());
-        let tmp = self.root.join("data").join(format!(".{name}.tmp"));
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        let sink = sink::create_sink(file, &tmp, Arc::clone(schema), format, writer)?;
-        Ok(PartWriter { sink: Some(sink), tmp, dir: self.root.join("data"), name, chunk, rows: 0 })
-    }
-
-    fn cleanup_temp(&self) {
-        if let Ok(rd) = std::fs::read_dir(self.root.join("data")) {
-            for e in rd.flatten() {
-                let n = e.file_name();
-                if n.to_string_lossy().ends_with(".tmp") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
+        chunk += 1;
+        if last {
+            return Ok(());
         }
     }
-
-    fn publish(&self, manifest: &Manifest) -> Result<()> {
-        let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
-        let path = self.root.join("_sluice").join("manifest.json");
-        write_atomic(&path, &json)?;
-        write_atomic(&self.root.join("_SUCCESS"), b"")?;
-        Ok(())
-    }
-}
-
-struct PartWriter {
-    sink: Option<Box<dyn sink::BatchSink>>,
-    tmp: PathBuf,
-    dir: PathBuf,
-    name: String,
-    chunk: u64,
-    rows: u64,
-}
-
-impl PartWriter {
-    fn write(&mut self, b: &RecordBatch) -> Result<()> {
-        self.rows += b.num_rows() as u64;
-        self.sink.as_mut().expect("open sink").write(b)
-    }
-
-    /// Finish (fsync), rename into place, fsync the directory.
-    fn commit(mut self, input_rows: [u64; 2], fuel: Vec<u64>) -> Result<PartRecord> {
-        let stats = self.sink.take().expect("open sink").finish()?;
-        let dest = self.dir.join(&self.name);
-        std::fs::rename(&self.tmp, &dest).map_err(|e| Error::io("rename into", &dest, e))?;
-        sync_dir(&self.dir)?;
-        Ok(PartRecord {
-            chunk: self.chunk,
-            file: format!("data/{}", self.name),
-            input_rows,
-            rows_out: self.rows,
-            bytes: stats.bytes,
-            digest: digest::blake3_file(&dest)?,
-            fuel,
-        })
-    }
-}
-
-impl Drop for PartWriter {
-    fn drop(&mut self) {
-        if self.sink.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().expect("path has a parent");
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().expect("file name").to_string_lossy()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    let d = std::fs::File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
-    d.sync_all().map_err(|e| Error::io("fsync directory", dir, e))
 }

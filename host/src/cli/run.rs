@@ -103,10 +103,15 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
     let cache_dir = if args.no_cache { None } else { crate::engine::default_cache_dir() };
     let rt = Runtime::new(RuntimeOptions { limits, cache_dir })?;
     let summary = pipeline::run(&rt, &spec)?;
+    if summary.status == "already_complete" {
+        println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
+        return Ok(());
+    }
     tracing::info!(
         rows_in = summary.rows_in,
         rows_out = summary.rows_out,
-        parts = summary.parts,
+        chunks = summary.chunks,
+        resumed = summary.chunks_resumed,
         elapsed_ms = summary.elapsed_ms,
         "wrote {} rows to `{}`",
         summary.rows_out,

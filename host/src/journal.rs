@@ -1,0 +1,187 @@
+//! The append-only, hash-chained, fsync'd journal of committed chunks
+//! (`OUT/_sluice/journal.jsonl`).
+//!
+//! Line 1 is a header naming the run's action key; every further line records one
+//! committed chunk. Each line carries the BLAKE3 digest of the line before it, so a
+//! reordered, edited or truncated-in-the-middle journal is detected. Only the last line may
+//! be torn (a crash during the append): it is dropped on open, which is safe because a
+//! chunk only counts as committed once its line is durable.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fault;
+
+/// Version of the journal line format.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// The first line: what run this journal belongs to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Always `header`.
+    pub kind: String,
+    /// Journal format version.
+    pub journal_version: u32,
+    /// Digest of everything that determines the output.
+    pub action_key: String,
+}
+
+/// One committed chunk.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkEntry {
+    /// Always `chunk`.
+    pub kind: String,
+    /// Chunk index, from 0.
+    pub chunk: u64,
+    /// First input row (0-based) and number of input rows.
+    pub input_rows: [u64; 2],
+    /// BLAKE3 over the chunk's input batches (see `digest::BatchDigest`).
+    pub input_digest: String,
+    /// Output file, relative to the output directory.
+    pub file: String,
+    /// BLAKE3 of the output file's bytes.
+    pub output_digest: String,
+    /// BLAKE3 over the chunk's output batches (the logical content).
+    pub data_digest: String,
+    /// Rows written.
+    pub rows_out: u64,
+    /// Output file size in bytes.
+    pub bytes: u64,
+    /// Content address of the plugin chain's state after this chunk (stateful chains only).
+    pub state: Option<String>,
+    /// Fuel each plugin used on this chunk.
+    pub fuel: Vec<u64>,
+    /// True for the final chunk (it also holds what the plugins flushed at the end).
+    pub last: bool,
+    /// BLAKE3 of the previous journal line.
+    pub prev: String,
+}
+
+/// An open journal, positioned for appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    last_digest: String,
+    /// The header line.
+    pub header: Header,
+    /// Committed chunks, in order.
+    pub chunks: Vec<ChunkEntry>,
+}
+
+impl Journal {
+    /// Create a new journal holding only the header.
+    pub fn create(path: &Path, action_key: &str) -> Result<Journal> {
+        let header =
+            Header { kind: "header".into(), journal_version: JOURNAL_VERSION, action_key: action_key.to_string() };
+        let line = serde_json::to_string(&header).expect("header serializes");
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        fault::write(&mut file, path, format!("{line}\n").as_bytes())?;
+        fault::fsync(&file, path)?;
+        crate::outdir::sync_parent(path)?;
+        Ok(Journal { file, path: path.to_path_buf(), last_digest: crate::digest::blake3_bytes(line.as_bytes()), header, chunks: Vec::new() })
+    }
+
+    /// Open an existing journal: verify the chain, drop a torn last line.
+    ///
+    /// # Errors
+    /// A usage error naming the line if the journal is corrupt anywhere but its tail.
+    pub fn open(path: &Path) -> Result<Journal> {
+        let mut file =
+            OpenOptions::new().read(true).append(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).map_err(|e| Error::io("read", path, e))?;
+        let corrupt = |n: usize, why: &str| {
+            Error::usage(format!(
+                "journal `{}` is corrupt at line {n}: {why}; the output directory was modified by something other than sluice. Remove it or rerun with --overwrite",
+                path.display()
+            ))
+        };
+        let mut good_len = 0usize;
+        let mut header: Option<Header> = None;
+        let mut chunks = Vec::new();
+        let mut last_digest = String::new();
+        let mut pos = 0usize;
+        let mut n = 0usize;
+        while pos < text.len() {
+            n += 1;
+            let end = text[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i);
+            let Some(end) = end else {
+                // No newline: the append was cut short by a crash. Not committed.
+                tracing::warn!(journal = %path.display(), line = n, "dropping a torn journal line");
+                break;
+            };
+            let line = &text[pos..end];
+            let is_last = end + 1 == text.len();
+            let parsed: std::result::Result<serde_json::Value, _> = serde_json::from_slice(line);
+            let value = match parsed {
+                Ok(v) => v,
+                Err(_) if is_last => {
+                    tracing::warn!(journal = %path.display(), line = n, "dropping a torn journal line");
+                    break;
+                }
+                Err(e) => return Err(corrupt(n, &format!("not JSON ({e})"))),
+            };
+            if n == 1 {
+                let h: Header = serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad header ({e})")))?;
+                if h.journal_version != JOURNAL_VERSION {
+                    return Err(corrupt(n, &format!("journal version {} is not {JOURNAL_VERSION}", h.journal_version)));
+                }
+                header = Some(h);
+            } else {
+                let c: ChunkEntry = serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad chunk line ({e})")))?;
+                if c.prev != last_digest {
+                    return Err(corrupt(n, "the hash chain is broken (a line was edited, removed or reordered)"));
+                }
+                if c.chunk != chunks.len() as u64 {
+                    return Err(corrupt(n, &format!("expected chunk {} but found chunk {}", chunks.len(), c.chunk)));
+                }
+                chunks.push(c);
+            }
+            last_digest = crate::digest::blake3_bytes(line);
+            pos = end + 1;
+            good_len = pos;
+        }
+        let Some(header) = header else {
+            return Err(corrupt(1, "no header line"));
+        };
+        if good_len < text.len() {
+            file.set_len(good_len as u64).map_err(|e| Error::io("truncate", path, e))?;
+            file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(|e| Error::io("seek", path, e))?;
+        Ok(Journal { file, path: path.to_path_buf(), last_digest, header, chunks })
+    }
+
+    /// Append a committed chunk (its `prev` is filled in) and make it durable.
+    pub fn append(&mut self, mut entry: ChunkEntry) -> Result<()> {
+        entry.prev = self.last_digest.clone();
+        let line = serde_json::to_string(&entry).expect("chunk serializes");
+        fault::point("before_journal", entry.chunk)?;
+        fault::write(&mut self.file, &self.path, format!("{line}\n").as_bytes())?;
+        fault::point("after_journal_write", entry.chunk)?;
+        fault::fsync(&self.file, &self.path)?;
+        fault::point("journal_synced", entry.chunk)?;
+        self.last_digest = crate::digest::blake3_bytes(line.as_bytes());
+        self.chunks.push(entry);
+        Ok(())
+    }
+
+    /// Digest of the last line: the head of the chain.
+    pub fn head(&self) -> &str {
+        &self.last_digest
+    }
+
+    /// Flush the file handle (the data is already fsync'd).
+    pub fn close(mut self) -> Result<()> {
+        self.file.flush().map_err(|e| Error::io("flush", &self.path, e))
+    }
+}
