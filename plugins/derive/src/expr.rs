@@ -1,0 +1,354 @@
+//! Arithmetic expressions over columns: `+ - * /`, parentheses, unary minus, numeric
+//! literals and column names (bare, or `"quoted"`).
+
+use std::sync::Arc;
+
+use arrow_arith::numeric;
+use arrow_cast::cast::{CastOptions, cast_with_options};
+use sluice_sdk::Error;
+use sluice_sdk::arrow_array::{Array, ArrayRef, Datum, RecordBatch, Scalar, StringArray};
+use sluice_sdk::arrow_schema::{ArrowError, DataType, SchemaRef};
+
+/// A binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
+
+/// A parsed expression; columns are resolved to indices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A column of the input batch.
+    Column(usize),
+    /// A numeric literal, kept as text and typed against the other operand.
+    Literal(String),
+    /// `-expr`
+    Neg(Box<Expr>),
+    /// `lhs op rhs`
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::InvalidConfig(format!("config key `expr`: {}", msg.into()))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Name(String),
+    Num(String),
+    Sym(char),
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut toks = vec![];
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if "+-*/()".contains(c) {
+            toks.push(Tok::Sym(c));
+            i += 1;
+        } else if c.is_ascii_digit() || c == '.' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || chars[i] == '.'
+                    || matches!(chars[i], 'e' | 'E')
+                    || (matches!(chars[i], '+' | '-') && matches!(chars[i - 1], 'e' | 'E')))
+            {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().collect();
+            if text.parse::<f64>().is_err() {
+                return Err(err(format!("`{text}` is not a number")));
+            }
+            toks.push(Tok::Num(text));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+                i += 1;
+            }
+            toks.push(Tok::Name(chars[start..i].iter().collect()));
+        } else if c == '"' {
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&q| q == '"')
+                .ok_or_else(|| err(format!("unterminated \"...\" in `{s}`")))?;
+            toks.push(Tok::Name(chars[i + 1..i + 1 + end].iter().collect()));
+            i += end + 2;
+        } else {
+            return Err(err(format!(
+                "unexpected `{c}` in `{s}`: only + - * / ( ), numbers and column names are allowed"
+            )));
+        }
+    }
+    Ok(toks)
+}
+
+struct Parser<'a> {
+    toks: Vec<Tok>,
+    pos: usize,
+    schema: &'a SchemaRef,
+}
+
+impl Parser<'_> {
+    fn peek_sym(&self) -> Option<char> {
+        match self.toks.get(self.pos) {
+            Some(Tok::Sym(c)) => Some(*c),
+            _ => None,
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, Error> {
+        let mut lhs = self.term()?;
+        while let Some(c @ ('+' | '-')) = self.peek_sym() {
+            self.pos += 1;
+            let op = if c == '+' { BinOp::Add } else { BinOp::Sub };
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(self.term()?));
+        }
+        Ok(lhs)
+    }
+
+    fn term(&mut self) -> Result<Expr, Error> {
+        let mut lhs = self.factor()?;
+        while let Some(c @ ('*' | '/')) = self.peek_sym() {
+            self.pos += 1;
+            let op = if c == '*' { BinOp::Mul } else { BinOp::Div };
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(self.factor()?));
+        }
+        Ok(lhs)
+    }
+
+    fn factor(&mut self) -> Result<Expr, Error> {
+        let tok = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        match tok {
+            Some(Tok::Sym('-')) => Ok(Expr::Neg(Box::new(self.factor()?))),
+            Some(Tok::Sym('+')) => self.factor(),
+            Some(Tok::Sym('(')) => {
+                let e = self.expr()?;
+                if self.peek_sym() != Some(')') {
+                    return Err(err("missing `)`"));
+                }
+                self.pos += 1;
+                Ok(e)
+            }
+            Some(Tok::Num(n)) => Ok(Expr::Literal(n)),
+            Some(Tok::Name(name)) => self.schema.index_of(&name).map(Expr::Column).map_err(|_| {
+                let names: Vec<String> = self.schema.fields().iter().map(|f| format!("`{}`", f.name())).collect();
+                err(format!("unknown column `{name}`; the input has {}", names.join(", ")))
+            }),
+            Some(Tok::Sym(c)) => Err(err(format!("unexpected `{c}`"))),
+            None => Err(err("the expression ends too early")),
+        }
+    }
+}
+
+/// Parse `s`, resolving column names against `schema`.
+pub fn parse(s: &str, schema: &SchemaRef) -> Result<Expr, Error> {
+    let mut p = Parser {
+        toks: tokenize(s)?,
+        pos: 0,
+        schema,
+    };
+    if p.toks.is_empty() {
+        return Err(err("the expression is empty"));
+    }
+    let e = p.expr()?;
+    if p.pos < p.toks.len() {
+        return Err(err(format!(
+            "unexpected {:?} after a complete expression",
+            p.toks[p.pos]
+        )));
+    }
+    if !e.has_column() {
+        return Err(err("the expression must use at least one column"));
+    }
+    Ok(e)
+}
+
+/// An evaluated operand: a full column or a one-row scalar.
+struct Value {
+    array: ArrayRef,
+    scalar: bool,
+}
+
+impl Value {
+    fn datum(&self) -> Box<dyn Datum + '_> {
+        if self.scalar {
+            Box::new(Scalar::new(&self.array))
+        } else {
+            Box::new(&self.array)
+        }
+    }
+}
+
+fn strict() -> CastOptions<'static> {
+    CastOptions {
+        safe: false,
+        ..Default::default()
+    }
+}
+
+fn int_digits(dt: &DataType) -> u8 {
+    match dt {
+        DataType::Int8 | DataType::UInt8 => 3,
+        DataType::Int16 | DataType::UInt16 => 5,
+        DataType::Int32 | DataType::UInt32 => 10,
+        DataType::Int64 => 19,
+        _ => 20,
+    }
+}
+
+fn is_decimal(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..)
+    )
+}
+
+/// Decimal types of any width as the same width arrow computes in (128, or 256 if either is).
+fn widen_decimal(dt: &DataType, wide: bool) -> DataType {
+    match dt {
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) if wide => {
+            DataType::Decimal256(*p, *s)
+        }
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => DataType::Decimal128(*p, *s),
+        d => d.clone(),
+    }
+}
+
+/// The types both operands are cast to before `op` (arrow kernels need matching types).
+fn coerce(op: BinOp, l: &DataType, r: &DataType) -> (DataType, DataType) {
+    use DataType::*;
+    let wide = matches!(l, Decimal256(..)) || matches!(r, Decimal256(..));
+    match (l, r) {
+        // SQL (and DuckDB): `/` of integers is a real division.
+        (a, b) if op == BinOp::Div && a.is_integer() && b.is_integer() => (Float64, Float64),
+        (a, b) if a == b => (a.clone(), b.clone()),
+        (a, b) if is_decimal(a) && is_decimal(b) => (widen_decimal(a, wide), widen_decimal(b, wide)),
+        (a, b) if is_decimal(a) && b.is_integer() => (
+            widen_decimal(a, wide),
+            widen_decimal(&Decimal128(int_digits(b), 0), wide),
+        ),
+        (a, b) if a.is_integer() && is_decimal(b) => (
+            widen_decimal(&Decimal128(int_digits(a), 0), wide),
+            widen_decimal(b, wide),
+        ),
+        (a, b)
+            if a.is_numeric()
+                && b.is_numeric()
+                && (a.is_floating() || b.is_floating() || is_decimal(a) || is_decimal(b)) =>
+        {
+            (Float64, Float64)
+        }
+        (a, b) if a.is_unsigned_integer() && b.is_unsigned_integer() => (UInt64, UInt64),
+        (a, b) if a.is_integer() && b.is_integer() => (Int64, Int64),
+        (a, b) => (a.clone(), b.clone()),
+    }
+}
+
+/// The type of a literal used next to an operand of type `other`.
+fn literal_type(text: &str, other: Option<&DataType>) -> DataType {
+    let integral = !text.contains(['.', 'e', 'E']);
+    let exponent = text.contains(['e', 'E']);
+    match other {
+        Some(d) if is_decimal(d) && !exponent => {
+            let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+            let int = int.trim_start_matches('0');
+            let scale = frac.len().min(38) as u8;
+            let precision = (int.len() + frac.len()).clamp(1, 38) as u8;
+            DataType::Decimal128(precision.max(scale), scale as i8)
+        }
+        Some(d) if d.is_floating() => d.clone(),
+        _ if integral => DataType::Int64,
+        _ => DataType::Float64,
+    }
+}
+
+fn literal(text: &str, dt: &DataType) -> Result<Value, ArrowError> {
+    let array = cast_with_options(&StringArray::from(vec![text]), dt, &strict())?;
+    Ok(Value { array, scalar: true })
+}
+
+fn cast_value(v: Value, dt: &DataType) -> Result<Value, ArrowError> {
+    if v.array.data_type() == dt {
+        return Ok(v);
+    }
+    Ok(Value {
+        array: cast_with_options(&v.array, dt, &strict())?,
+        scalar: v.scalar,
+    })
+}
+
+impl Expr {
+    fn has_column(&self) -> bool {
+        match self {
+            Expr::Column(_) => true,
+            Expr::Literal(_) => false,
+            Expr::Neg(e) => e.has_column(),
+            Expr::Binary(_, l, r) => l.has_column() || r.has_column(),
+        }
+    }
+
+    /// Evaluate with literals typed after `context` (the type of the other operand).
+    fn eval_in(&self, batch: &RecordBatch, context: Option<&DataType>) -> Result<Value, ArrowError> {
+        match self {
+            Expr::Column(i) => Ok(Value {
+                array: Arc::clone(batch.column(*i)),
+                scalar: false,
+            }),
+            Expr::Literal(text) => literal(text, &literal_type(text, context)),
+            Expr::Neg(e) => {
+                let v = e.eval_in(batch, context)?;
+                Ok(Value {
+                    array: numeric::neg(&v.array)?,
+                    scalar: v.scalar,
+                })
+            }
+            Expr::Binary(op, l, r) => {
+                // Type the non-literal side first, so a literal can follow it.
+                let (lv, rv) = match (l.as_ref(), r.as_ref()) {
+                    (Expr::Literal(_), _) => {
+                        let rv = r.eval_in(batch, context)?;
+                        let lv = l.eval_in(batch, Some(rv.array.data_type()))?;
+                        (lv, rv)
+                    }
+                    _ => {
+                        let lv = l.eval_in(batch, context)?;
+                        let rv = r.eval_in(batch, Some(lv.array.data_type()))?;
+                        (lv, rv)
+                    }
+                };
+                let (lt, rt) = coerce(*op, lv.array.data_type(), rv.array.data_type());
+                let (lv, rv) = (cast_value(lv, &lt)?, cast_value(rv, &rt)?);
+                let (ld, rd) = (lv.datum(), rv.datum());
+                let array = match op {
+                    BinOp::Add => numeric::add(ld.as_ref(), rd.as_ref())?,
+                    BinOp::Sub => numeric::sub(ld.as_ref(), rd.as_ref())?,
+                    BinOp::Mul => numeric::mul(ld.as_ref(), rd.as_ref())?,
+                    BinOp::Div => numeric::div(ld.as_ref(), rd.as_ref())?,
+                };
+                Ok(Value {
+                    array,
+                    scalar: lv.scalar && rv.scalar,
+                })
+            }
+        }
+    }
+
+    /// Evaluate over `batch`: one value per row.
+    pub fn eval(&self, batch: &RecordBatch) -> Result<ArrayRef, ArrowError> {
+        // `parse` guarantees a column, so the result is a full column.
+        Ok(self.eval_in(batch, None)?.array)
+    }
+}

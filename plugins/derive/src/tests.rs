@@ -1,0 +1,171 @@
+use sluice_sdk::arrow_array::{Array, ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray};
+use sluice_sdk::harness::run_native;
+
+use super::*;
+
+fn dec(v: Vec<Option<i128>>, p: u8, s: i8) -> ArrayRef {
+    Arc::new(Decimal128Array::from(v).with_precision_and_scale(p, s).unwrap())
+}
+
+fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        cols.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
+}
+
+/// The derived (last) column of the single output batch.
+fn derived(config: &[(&str, &str)], b: &RecordBatch) -> ArrayRef {
+    let out = run_native::<Derive>(config, b.schema(), std::slice::from_ref(b)).unwrap();
+    assert_eq!(out.len(), 1);
+    let o = &out[0];
+    assert_eq!(o.num_columns(), b.num_columns() + 1);
+    for i in 0..b.num_columns() {
+        assert_eq!(o.column(i), b.column(i), "input columns are kept");
+    }
+    Arc::clone(o.column(o.num_columns() - 1))
+}
+
+fn lineitem() -> RecordBatch {
+    batch(vec![
+        (
+            "l_extendedprice",
+            dec(vec![Some(1_587_670), Some(3_307_994), None, Some(99)], 15, 2),
+        ),
+        ("l_discount", dec(vec![Some(6), Some(4), Some(5), Some(10)], 15, 2)),
+        (
+            "l_quantity",
+            dec(vec![Some(1700), Some(3600), Some(800), Some(100)], 15, 2),
+        ),
+    ])
+}
+
+#[test]
+fn b1_revenue_matches_duckdb() {
+    let b = lineitem();
+    let config = [
+        ("name", "revenue"),
+        ("expr", "l_extendedprice * l_discount"),
+        ("type", "decimal(18,4)"),
+    ];
+    let out = run_native::<Derive>(&config, b.schema(), std::slice::from_ref(&b)).unwrap();
+    let field = out[0].schema().field(3).clone();
+    assert_eq!(field.name(), "revenue");
+    assert_eq!(field.data_type(), &DataType::Decimal128(18, 4));
+    let rev = derived(&config, &b);
+    let rev = rev.as_any().downcast_ref::<Decimal128Array>().unwrap();
+    // 15876.70 * 0.06 = 952.6020; 33079.94 * 0.04 = 1323.1976; null stays null.
+    assert_eq!(rev.value_as_string(0), "952.6020");
+    assert_eq!(rev.value_as_string(1), "1323.1976");
+    assert!(rev.is_null(2));
+    assert_eq!(rev.value_as_string(3), "0.0990");
+}
+
+#[test]
+fn decimal_typing_follows_arrow() {
+    let b = lineitem();
+    let r = derived(&[("name", "r"), ("expr", "l_extendedprice * l_discount")], &b);
+    assert_eq!(r.data_type(), &DataType::Decimal128(31, 4));
+    let r = derived(&[("name", "r"), ("expr", "l_extendedprice * (1 - l_discount)")], &b);
+    let r = r.as_any().downcast_ref::<Decimal128Array>().unwrap();
+    assert_eq!(r.value_as_string(0), "14924.0980"); // 15876.70 * 0.94
+    let r = derived(&[("name", "r"), ("expr", "l_quantity + 1")], &b);
+    let r = r.as_any().downcast_ref::<Decimal128Array>().unwrap();
+    assert_eq!(r.value_as_string(0), "18.00");
+    let r = derived(&[("name", "r"), ("expr", "l_quantity * 0.5"), ("type", "float64")], &b);
+    let r = r.as_any().downcast_ref::<Float64Array>().unwrap();
+    assert_eq!(r.values().to_vec(), [8.5, 18.0, 4.0, 0.5]);
+}
+
+#[test]
+fn integers_and_floats() {
+    let b = batch(vec![
+        (
+            "a",
+            Arc::new(Int32Array::from(vec![Some(7), Some(-3), None])) as ArrayRef,
+        ),
+        ("b", Arc::new(Int64Array::from(vec![2, 4, 5]))),
+        ("f", Arc::new(Float64Array::from(vec![0.5, 1.0, 2.0]))),
+    ]);
+    let r = derived(&[("name", "r"), ("expr", "(a - 1) * -2 + b")], &b);
+    assert_eq!(r.data_type(), &DataType::Int64);
+    let r = r.as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!((r.value(0), r.value(1), r.is_null(2)), (-10, 12, true));
+    let r = derived(&[("name", "r"), ("expr", "a / b")], &b);
+    let r = r.as_any().downcast_ref::<Float64Array>().unwrap();
+    assert_eq!((r.value(0), r.value(1)), (3.5, -0.75));
+    let r = derived(&[("name", "r"), ("expr", "a * f + 1.5")], &b);
+    let r = r.as_any().downcast_ref::<Float64Array>().unwrap();
+    assert_eq!((r.value(0), r.value(1)), (5.0, -1.5));
+    let r = derived(&[("name", "r"), ("expr", "b / 2"), ("type", "int64")], &b);
+    let r = r.as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(r.values().to_vec(), [1, 2, 2], "2.5 -> 2 on the final cast");
+}
+
+#[test]
+fn config_errors() {
+    let b = lineitem();
+    let err = |config: &[(&str, &str)]| match run_native::<Derive>(config, b.schema(), &[]) {
+        Err(Error::InvalidConfig(m)) => m,
+        o => panic!("{config:?}: expected InvalidConfig, got {o:?}"),
+    };
+    let e = err(&[("name", "l_discount"), ("expr", "1 + l_quantity")]);
+    assert!(e.contains("`l_discount` already exists"), "{e}");
+    let e = err(&[("name", "x"), ("expr", "l_price * 2")]);
+    assert!(e.contains("`l_price`") && e.contains("`l_extendedprice`"), "{e}");
+    let e = err(&[("name", "x"), ("expr", "l_quantity * (2")]);
+    assert!(e.contains("missing `)`"), "{e}");
+    let e = err(&[("name", "x"), ("expr", "1 + 2")]);
+    assert!(e.contains("at least one column"), "{e}");
+    let e = err(&[("name", "x"), ("expr", "l_quantity % 2")]);
+    assert!(e.contains("`%`"), "{e}");
+    let e = err(&[("name", "x"), ("expr", "l_quantity"), ("type", "decimal(50,2)")]);
+    assert!(e.contains("`type`"), "{e}");
+    let e = err(&[("expr", "l_quantity")]);
+    assert!(e.contains("missing config key `name`"), "{e}");
+    let s = batch(vec![("s", Arc::new(StringArray::from(vec!["a"])) as ArrayRef)]);
+    let e = match run_native::<Derive>(&[("name", "x"), ("expr", "s * 2")], s.schema(), &[]) {
+        Err(Error::InvalidConfig(m)) => m,
+        o => panic!("{o:?}"),
+    };
+    assert!(e.contains("cannot compute"), "{e}");
+}
+
+#[test]
+fn data_errors_are_invalid_input() {
+    let b = lineitem();
+    let zero = batch(vec![("d", dec(vec![Some(1), Some(0)], 15, 2))]);
+    let e = run_native::<Derive>(&[("name", "x"), ("expr", "1 / d")], zero.schema(), &[zero]).unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput(m) if m.contains("`x`")), "{e:?}");
+    let e = run_native::<Derive>(
+        &[
+            ("name", "x"),
+            ("expr", "l_extendedprice * 1000"),
+            ("type", "decimal(5,2)"),
+        ],
+        b.schema(),
+        &[b],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput(m) if m.contains("casting column `x`")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn type_names() {
+    assert_eq!(parse_type("decimal(18,4)").unwrap(), DataType::Decimal128(18, 4));
+    assert_eq!(parse_type("DECIMAL(18, 4)").unwrap(), DataType::Decimal128(18, 4));
+    assert_eq!(parse_type("decimal256(40,2)").unwrap(), DataType::Decimal256(40, 2));
+    assert_eq!(parse_type("double").unwrap(), DataType::Float64);
+    assert_eq!(parse_type("Int64").unwrap(), DataType::Int64);
+    assert_eq!(parse_type("Decimal128(10, 1)").unwrap(), DataType::Decimal128(10, 1));
+    assert!(parse_type("decimal(3,4)").is_err());
+    assert!(parse_type("nonsense").is_err());
+}
