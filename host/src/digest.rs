@@ -40,7 +40,10 @@ impl Default for BatchDigest {
 impl BatchDigest {
     /// Add one batch.
     pub fn update(&mut self, batch: &arrow::array::RecordBatch) {
+        // A fresh tracker per batch: dictionaries are part of each batch's digest. The
+        // schema pass assigns the dictionary ids the batch encoding needs.
         let mut tracker = arrow::ipc::writer::DictionaryTracker::new(false);
+        let _ = self.generator.schema_to_bytes_with_dictionary_tracker(batch.schema_ref(), &mut tracker, &self.options);
         // Encoding batches we produced or read ourselves cannot fail.
         let (dicts, msg) = self
             .generator

@@ -27,6 +27,10 @@ pub struct Header {
     pub journal_version: u32,
     /// Digest of everything that determines the output.
     pub action_key: String,
+    /// The action key without the input digests: the same job over possibly changed
+    /// input. A resume of the same job checks every committed chunk's input digest and
+    /// names the first chunk whose input changed.
+    pub job_key: String,
 }
 
 /// One committed chunk.
@@ -74,19 +78,17 @@ pub struct Journal {
 
 impl Journal {
     /// Create a new journal holding only the header.
-    pub fn create(path: &Path, action_key: &str) -> Result<Journal> {
-        let header =
-            Header { kind: "header".into(), journal_version: JOURNAL_VERSION, action_key: action_key.to_string() };
+    pub fn create(path: &Path, action_key: &str, job_key: &str) -> Result<Journal> {
+        let header = Header {
+            kind: "header".into(),
+            journal_version: JOURNAL_VERSION,
+            action_key: action_key.to_string(),
+            job_key: job_key.to_string(),
+        };
         let line = serde_json::to_string(&header).expect("header serializes");
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .open(path)
-            .map_err(|e| Error::io("create", path, e))?;
-        fault::write(&mut file, path, format!("{line}\n").as_bytes())?;
-        fault::fsync(&file, path)?;
-        crate::outdir::sync_parent(path)?;
+        // Atomic: the journal either does not exist or holds its header, never half of it.
+        crate::outdir::write_atomic(path, format!("{line}\n").as_bytes())?;
+        let file = OpenOptions::new().append(true).read(true).open(path).map_err(|e| Error::io("open", path, e))?;
         Ok(Journal { file, path: path.to_path_buf(), last_digest: crate::digest::blake3_bytes(line.as_bytes()), header, chunks: Vec::new() })
     }
 

@@ -61,7 +61,13 @@ pub fn inspect(root: &Path) -> Result<Existing> {
     if j.exists() {
         return Ok(Existing::Unfinished(Journal::open(&j)?));
     }
-    Ok(Existing::Foreign)
+    // Only our own layout and no journal: a run died before committing anything (or
+    // before its journal existed). Nothing in it is committed, so it is safe to reuse.
+    let ours = std::fs::read_dir(root)
+        .map_err(|e| Error::io("list", root, e))?
+        .flatten()
+        .all(|e| matches!(e.file_name().to_str(), Some("data" | "_sluice")));
+    Ok(if ours { Existing::Empty } else { Existing::Foreign })
 }
 
 /// An output directory being written by a run.
@@ -73,12 +79,16 @@ pub struct OutputDir {
 
 impl OutputDir {
     /// Create the layout for a fresh run and its journal.
-    pub fn create(root: &Path, action_key: &str) -> Result<(OutputDir, Journal)> {
+    pub fn create(root: &Path, action_key: &str, job_key: &str) -> Result<(OutputDir, Journal)> {
         let dir = OutputDir::at(root);
         for d in [&dir.data, &dir.state_dir] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
         }
-        let journal = Journal::create(&root.join("_sluice").join("journal.jsonl"), action_key)?;
+        // Leftovers of an attempt that died before its journal existed.
+        for e in std::fs::read_dir(&dir.data).map_err(|e| Error::io("list", &dir.data, e))?.flatten() {
+            std::fs::remove_file(e.path()).map_err(|err| Error::io("remove", &e.path(), err))?;
+        }
+        let journal = Journal::create(&root.join("_sluice").join("journal.jsonl"), action_key, job_key)?;
         Ok((dir, journal))
     }
 

@@ -279,6 +279,9 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         engine: rt.settings(),
     };
     let action_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
+    let job_key = digest::blake3_bytes(
+        &serde_json::to_vec(&ActionKeyInput { inputs: Vec::new(), ..key_input }).expect("key serializes"),
+    );
 
     // Where to write: the output itself, or (for --overwrite) a staging sibling that
     // replaces it only once the new run has committed.
@@ -288,7 +291,9 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         Existing::Complete(Some(k)) if k == action_key => {
             return already_complete(&spec.output, start);
         }
-        Existing::Unfinished(j) if j.header.action_key == action_key => {
+        Existing::Unfinished(j) if j.header.job_key == job_key => {
+            // The same job; if its input changed under a committed chunk, the per-chunk
+            // input digests catch it below and name the chunk.
             drop(j);
             (spec.output.clone(), false)
         }
@@ -316,7 +321,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         }
     };
     let (out, mut journal) = match outdir::inspect(&work)? {
-        Existing::Unfinished(j) if j.header.action_key == action_key => {
+        Existing::Unfinished(j) if j.header.job_key == job_key => {
             let out = OutputDir::at(&work);
             out.recover(&j)?;
             tracing::info!(chunks = j.chunks.len(), output = %work.display(), "resuming after the last committed chunk");
@@ -326,11 +331,11 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             swap_into_place(&work, &spec.output)?;
             return already_complete(&spec.output, start);
         }
-        Existing::Empty => OutputDir::create(&work, &action_key)?,
+        Existing::Empty => OutputDir::create(&work, &action_key, &job_key)?,
         _ => {
             // Only a stale staging directory can get here: it is ours to replace.
             std::fs::remove_dir_all(&work).map_err(|e| Error::io("remove", &work, e))?;
-            OutputDir::create(&work, &action_key)?
+            OutputDir::create(&work, &action_key, &job_key)?
         }
     };
     let resumed = journal.chunks.len() as u64;
@@ -540,7 +545,7 @@ fn run_chunks(
                 // Already committed by an earlier attempt: the input must not have changed.
                 if c.input_rows != input_rows || c.input_digest != input_digest {
                     return Err(Error::input(format!(
-                        "the input changed since chunk {chunk} was committed (rows {}..{}: digest {input_digest}, journal {}); rerun with --overwrite to start over",
+                        "the input changed since chunk {chunk} was committed (rows {}..{} now digest to {input_digest}, the journal recorded {}); restore the input, or rerun with --overwrite to start over",
                         input_rows[0],
                         input_rows[0] + input_rows[1],
                         c.input_digest

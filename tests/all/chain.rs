@@ -30,7 +30,7 @@ fn filter_then_derive_chain_with_scoped_config() {
     let ids: Vec<i64> = b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
     assert_eq!(ids, vec![2, 4, 5]);
     let rev = b.column_by_name("revenue").unwrap().as_primitive::<Decimal128Type>();
-    assert_eq!(rev.data_type(), &arrow::datatypes::DataType::Decimal128(18, 4));
+    assert_eq!(arrow::array::Array::data_type(rev), &arrow::datatypes::DataType::Decimal128(18, 4));
     // price row 2 = 124.68, discount 0.02 -> 2.4936
     assert_eq!(rev.value(0), 24_936);
     assert!(out.join("_SUCCESS").exists());
@@ -69,28 +69,32 @@ fn chunks_split_rows_exactly_and_output_is_deterministic() {
             .assert()
             .success();
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
-        let parts = m["parts"].as_array().unwrap();
+        let parts = m["chunks"].as_array().unwrap();
         assert_eq!(parts.len(), 4, "50 rows in chunks of 15");
         let rows: Vec<u64> = parts.iter().map(|p| p["rows_out"].as_u64().unwrap()).collect();
         assert_eq!(rows, vec![15, 15, 15, 5]);
-        digests.push(parts.iter().map(|p| p["digest"].as_str().unwrap().to_string()).collect::<Vec<_>>());
+        digests.push(parts.iter().map(|p| p["output_digest"].as_str().unwrap().to_string()).collect::<Vec<_>>());
         assert_eq!(output_batch(&out), arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap());
     }
     assert_eq!(digests[0], digests[1], "same inputs give byte-identical parts");
 }
 
 #[test]
-fn existing_output_is_refused_without_overwrite() {
+fn an_output_directory_with_foreign_files_is_refused_without_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("orders.parquet");
     write_parquet(&input, &[orders()]);
     let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "precious").unwrap();
     let run = || {
         let mut c = sluice();
         c.args(["run", "--input"]).arg(&input).args(["--plugin", art::PASSTHROUGH, "--output"]).arg(&out);
         c
     };
-    run().assert().success();
-    run().assert().code(2).stderr(predicates::str::contains("already holds files"));
+    run().assert().code(2).stderr(predicates::str::contains("files that sluice did not write"));
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "precious");
     run().arg("--overwrite").assert().success();
+    assert!(out.join("_SUCCESS").exists());
+    assert!(!out.join("notes.txt").exists(), "--overwrite replaces the directory");
 }

@@ -3,6 +3,7 @@
 mod abi;
 mod chain;
 mod plugins;
+mod recovery;
 mod refusals;
 mod tpch;
 mod types;

@@ -20,12 +20,12 @@ fn python() -> String {
 #[test]
 fn b1_filter_derive_matches_duckdb() {
     let dir = tempfile::tempdir().unwrap();
-    let gen = Command::new("tpchgen-cli")
-        .args(["-s", "0.05", "--tables", "lineitem", "--format", "parquet", "--output-dir"])
+    let generated = Command::new("tpchgen-cli")
+        .args(["parquet", "-s", "0.05", "--tables", "lineitem", "--output-dir"])
         .arg(dir.path())
         .output()
         .expect("`tpchgen-cli` is needed: pip install tpchgen-cli (the README's test command does)");
-    assert!(gen.status.success(), "tpchgen-cli failed: {}", String::from_utf8_lossy(&gen.stderr));
+    assert!(generated.status.success(), "tpchgen-cli failed: {}", String::from_utf8_lossy(&generated.stderr));
     let input = dir.path().join("lineitem.parquet");
     let out = dir.path().join("b1");
     sluice()
@@ -55,7 +55,7 @@ fn b1_filter_derive_matches_duckdb() {
     }
     let sql = format!(
         "import duckdb; r = duckdb.sql(\"SELECT count(*), sum(l_extendedprice * l_discount)::DECIMAL(38,4)::VARCHAR FROM read_parquet('{}') \
-         WHERE l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24\").fetchone(); print(r[0], r[1])",
+         WHERE l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24\").fetchall()[0]; print(r[0], r[1])",
         input.display()
     );
     let duck = Command::new(python()).args(["-c", &sql]).output().expect("python3 with the duckdb package is needed: pip install duckdb");

@@ -59,7 +59,7 @@ fn all_types() -> RecordBatch {
         ("all_null", Arc::new(NullArray::new(n))),
     ];
     let fields: Vec<Field> = cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect();
-    let schema = Arc::new(Schema::new_with_metadata(fields, [("origin".to_string(), "test".to_string())].into()));
+    let schema = Arc::new(Schema::new_with_metadata(fields, std::collections::HashMap::from([("origin".to_string(), "test".to_string())])));
     RecordBatch::try_new(schema, cols.into_iter().map(|(_, a)| a).collect()).unwrap()
 }
 

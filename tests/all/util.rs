@@ -35,12 +35,12 @@ pub fn orders() -> RecordBatch {
         Field::new("email", DataType::Utf8, true),
         Field::new("day", DataType::Date32, false),
     ]));
-    let n = 10;
+    let n: i64 = 10;
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from((0..n).map(|i| i % 7).collect::<Vec<i64>>())),
         Arc::new(Float64Array::from((0..n).map(|i| if i == 3 { None } else { Some(i as f64 * 5.0) }).collect::<Vec<_>>())),
-        Arc::new(Decimal128Array::from((0..n).map(|i| 10_000 + i * 1_234).collect::<Vec<i128>>()).with_precision_and_scale(15, 2).unwrap()),
-        Arc::new(Decimal128Array::from((0..n).map(|i| i % 10).collect::<Vec<i128>>()).with_precision_and_scale(15, 2).unwrap()),
+        Arc::new(Decimal128Array::from((0..n).map(|i| 10_000 + i as i128 * 1_234).collect::<Vec<i128>>()).with_precision_and_scale(15, 2).unwrap()),
+        Arc::new(Decimal128Array::from((0..n).map(|i| (i % 10) as i128).collect::<Vec<i128>>()).with_precision_and_scale(15, 2).unwrap()),
         Arc::new(StringArray::from((0..n).map(|i| if i == 5 { None } else { Some(format!("user{i}@example.com")) }).collect::<Vec<_>>())),
         Arc::new(Date32Array::from((0..n).map(|i| 19_000 + i as i32).collect::<Vec<i32>>())),
     ];
