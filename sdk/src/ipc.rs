@@ -8,12 +8,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_schema::{ArrowError, DataType, SchemaRef};
 
 use crate::Error;
 
@@ -212,6 +213,49 @@ fn encoded_size(data: &ArrayData) -> usize {
     data.get_slice_memory_size().unwrap_or(0) + padding(data)
 }
 
+/// Copy the live strings of view columns that reference much more data than they use.
+///
+/// The IPC writer sends every data buffer a view array holds. After a selective kernel
+/// (`filter` keeping 1 row in 8, say) those buffers are mostly dead bytes that would cross
+/// the boundary and be decoded again; compacting costs one copy of the live bytes only.
+fn compact_views(batch: RecordBatch) -> RecordBatch {
+    fn wasteful(held: usize, used: usize) -> bool {
+        held > 2 * used + 64 * 1024
+    }
+    let needs = |c: &ArrayRef| match c.data_type() {
+        DataType::Utf8View => {
+            let a = c.as_string_view();
+            wasteful(
+                a.data_buffers().iter().map(|b| b.len()).sum(),
+                a.total_buffer_bytes_used(),
+            )
+        }
+        DataType::BinaryView => {
+            let a = c.as_binary_view();
+            wasteful(
+                a.data_buffers().iter().map(|b| b.len()).sum(),
+                a.total_buffer_bytes_used(),
+            )
+        }
+        _ => false,
+    };
+    if !batch.columns().iter().any(needs) {
+        return batch;
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View if needs(c) => Arc::new(c.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView if needs(c) => Arc::new(c.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(c),
+        })
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    // Same schema, same types and lengths: this cannot fail; keep the original if it does.
+    RecordBatch::try_new_with_options(Arc::clone(batch.schema_ref()), columns, &options).unwrap_or(batch)
+}
+
 impl OutputEncoder {
     /// Prepare to write streams with `schema`.
     pub fn new(schema: SchemaRef) -> Result<Self, Error> {
@@ -245,7 +289,7 @@ impl OutputEncoder {
     pub fn encode(&self, batches: Vec<RecordBatch>) -> Result<Vec<u8>, Error> {
         let batches = batches
             .into_iter()
-            .map(|b| self.conform(b))
+            .map(|b| self.conform(b).map(compact_views))
             .collect::<Result<Vec<_>, _>>()?;
         let capacity = self.schema_ipc.len()
             + batches
@@ -377,6 +421,28 @@ mod tests {
         let b = batch(2).with_schema(Arc::clone(&with_meta)).unwrap();
         let got = dec.decode(encode_all(&with_meta, &[b]).unwrap()).unwrap();
         assert_eq!(got, batch(2));
+    }
+
+    #[test]
+    fn sparse_views_are_compacted() {
+        let long = |i: usize| format!("a string long enough not to be inlined, number {i}");
+        let all = arrow_array::StringViewArray::from_iter_values((0..20_000).map(long));
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, false)]));
+        let full = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(all) as ArrayRef]).unwrap();
+        let mask = arrow_array::BooleanArray::from_iter((0..20_000).map(|i| Some(i % 100 == 0)));
+        let sparse = arrow_select::filter::filter_record_batch(&full, &mask).unwrap();
+        let enc = OutputEncoder::new(Arc::clone(&schema)).unwrap();
+        let bytes = enc.encode(vec![sparse.clone()]).unwrap();
+        assert!(
+            bytes.len() < 40_000,
+            "200 live strings, not 20,000: {} bytes",
+            bytes.len()
+        );
+        let (_, got) = decode_all(bytes).unwrap();
+        assert_eq!(got, vec![sparse]);
+        // A dense array is left alone (no copy).
+        let dense = enc.encode(vec![full.clone()]).unwrap();
+        assert_eq!(decode_all(dense).unwrap().1, vec![full]);
     }
 
     #[test]

@@ -114,7 +114,9 @@ fn literal_scalar(
     };
     let text = match lit {
         Literal::Number(n) if is_string(target) => {
-            return Err(mismatch("number").context("quote the literal to compare as text"));
+            return Err(Error::InvalidConfig(format!(
+                "config key `predicate`: number {n} cannot be compared with column `{name}` of type {col_type}; quote it to compare as text: '{n}'"
+            )));
         }
         Literal::Number(n) => n,
         Literal::Str(s) => s,
