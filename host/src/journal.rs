@@ -101,66 +101,20 @@ impl Journal {
             OpenOptions::new().read(true).append(true).open(path).map_err(|e| Error::io("open", path, e))?;
         let mut text = Vec::new();
         file.read_to_end(&mut text).map_err(|e| Error::io("read", path, e))?;
-        let corrupt = |n: usize, why: &str| {
-            Error::usage(format!(
-                "journal `{}` is corrupt at line {n}: {why}; the output directory was modified by something other than sluice. Remove it or rerun with --overwrite",
-                path.display()
-            ))
-        };
-        let mut good_len = 0usize;
-        let mut header: Option<Header> = None;
-        let mut chunks = Vec::new();
-        let mut last_digest = String::new();
-        let mut pos = 0usize;
-        let mut n = 0usize;
-        while pos < text.len() {
-            n += 1;
-            let end = text[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i);
-            let Some(end) = end else {
-                // No newline: the append was cut short by a crash. Not committed.
-                tracing::warn!(journal = %path.display(), line = n, "dropping a torn journal line");
-                break;
-            };
-            let line = &text[pos..end];
-            let is_last = end + 1 == text.len();
-            let parsed: std::result::Result<serde_json::Value, _> = serde_json::from_slice(line);
-            let value = match parsed {
-                Ok(v) => v,
-                Err(_) if is_last => {
-                    tracing::warn!(journal = %path.display(), line = n, "dropping a torn journal line");
-                    break;
-                }
-                Err(e) => return Err(corrupt(n, &format!("not JSON ({e})"))),
-            };
-            if n == 1 {
-                let h: Header = serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad header ({e})")))?;
-                if h.journal_version != JOURNAL_VERSION {
-                    return Err(corrupt(n, &format!("journal version {} is not {JOURNAL_VERSION}", h.journal_version)));
-                }
-                header = Some(h);
-            } else {
-                let c: ChunkEntry = serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad chunk line ({e})")))?;
-                if c.prev != last_digest {
-                    return Err(corrupt(n, "the hash chain is broken (a line was edited, removed or reordered)"));
-                }
-                if c.chunk != chunks.len() as u64 {
-                    return Err(corrupt(n, &format!("expected chunk {} but found chunk {}", chunks.len(), c.chunk)));
-                }
-                chunks.push(c);
-            }
-            last_digest = crate::digest::blake3_bytes(line);
-            pos = end + 1;
-            good_len = pos;
-        }
-        let Some(header) = header else {
-            return Err(corrupt(1, "no header line"));
-        };
-        if good_len < text.len() {
-            file.set_len(good_len as u64).map_err(|e| Error::io("truncate", path, e))?;
+        let parsed = parse(path, &text)?;
+        if parsed.good_len < text.len() {
+            tracing::warn!(journal = %path.display(), "dropping a torn last journal line (a crash during its append)");
+            file.set_len(parsed.good_len as u64).map_err(|e| Error::io("truncate", path, e))?;
             file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
         }
         file.seek(SeekFrom::End(0)).map_err(|e| Error::io("seek", path, e))?;
-        Ok(Journal { file, path: path.to_path_buf(), last_digest, header, chunks })
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            last_digest: parsed.last_digest,
+            header: parsed.header,
+            chunks: parsed.chunks,
+        })
     }
 
     /// Append a committed chunk (its `prev` is filled in) and make it durable.
@@ -185,5 +139,121 @@ impl Journal {
     /// Flush the file handle (the data is already fsync'd).
     pub fn close(mut self) -> Result<()> {
         self.file.flush().map_err(|e| Error::io("flush", &self.path, e))
+    }
+}
+
+/// A journal read and checked, without touching the file.
+pub struct Parsed {
+    /// The header line.
+    pub header: Header,
+    /// Committed chunks.
+    pub chunks: Vec<ChunkEntry>,
+    /// Digest of the last complete line.
+    pub last_digest: String,
+    /// Length of the complete lines; anything after it is a torn tail.
+    pub good_len: usize,
+}
+
+/// Read a journal without modifying it (for `verify`).
+pub fn read(path: &Path) -> Result<Parsed> {
+    let text = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    parse(path, &text)
+}
+
+/// Parse and verify journal text; `path` is for messages.
+pub fn parse(path: &Path, text: &[u8]) -> Result<Parsed> {
+    let corrupt = |n: usize, why: &str| {
+        Error::usage(format!(
+            "journal `{}` is corrupt at line {n}: {why}; the output directory was modified by something other than sluice. Remove it or rerun with --overwrite",
+            path.display()
+        ))
+    };
+    let mut good_len = 0usize;
+    let mut header: Option<Header> = None;
+    let mut chunks = Vec::new();
+    let mut last_digest = String::new();
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    while pos < text.len() {
+        n += 1;
+        // No newline: the append was cut short by a crash. Not committed.
+        let Some(end) = text[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i) else { break };
+        let line = &text[pos..end];
+        let is_last = end + 1 == text.len();
+        let value: serde_json::Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            Err(_) if is_last && n > 1 => break,
+            Err(e) => return Err(corrupt(n, &format!("not JSON ({e})"))),
+        };
+        if n == 1 {
+            let h: Header = serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad header ({e})")))?;
+            if h.journal_version != JOURNAL_VERSION {
+                return Err(corrupt(n, &format!("journal version {} is not {JOURNAL_VERSION}", h.journal_version)));
+            }
+            header = Some(h);
+        } else {
+            let c: ChunkEntry =
+                serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad chunk line ({e})")))?;
+            if c.prev != last_digest {
+                return Err(corrupt(n, "the hash chain is broken (a line was edited, removed or reordered)"));
+            }
+            if c.chunk != chunks.len() as u64 {
+                return Err(corrupt(n, &format!("expected chunk {} but found chunk {}", chunks.len(), c.chunk)));
+            }
+            chunks.push(c);
+        }
+        last_digest = crate::digest::blake3_bytes(line);
+        pos = end + 1;
+        good_len = pos;
+    }
+    let Some(header) = header else {
+        return Err(corrupt(1, "no header line"));
+    };
+    Ok(Parsed { header, chunks, last_digest, good_len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_torn_tail_and_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let mut j = Journal::create(&p, "blake3:a", "blake3:b").unwrap();
+        for i in 0..3 {
+            let mut e = ChunkEntry {
+                kind: "chunk".into(),
+                chunk: i,
+                input_rows: [i * 10, 10],
+                input_digest: "blake3:i".into(),
+                file: format!("data/part-{i:06}.parquet"),
+                output_digest: "blake3:o".into(),
+                data_digest: "blake3:d".into(),
+                rows_out: 10,
+                bytes: 100,
+                state: None,
+                fuel: vec![1],
+                last: i == 2,
+                prev: String::new(),
+            };
+            e.prev.clear();
+            j.append(e).unwrap();
+        }
+        let head = j.head().to_string();
+        drop(j);
+        let text = std::fs::read(&p).unwrap();
+        let parsed = parse(&p, &text).unwrap();
+        assert_eq!(parsed.chunks.len(), 3);
+        assert_eq!(parsed.last_digest, head);
+        // A torn tail is dropped, not an error.
+        let mut torn = text.clone();
+        torn.extend_from_slice(b"{\"kind\":\"chu");
+        let parsed = parse(&p, &torn).unwrap();
+        assert_eq!((parsed.chunks.len(), parsed.good_len), (3, text.len()));
+        // An edit in the middle breaks the chain, naming the line after it.
+        let edited = String::from_utf8(text).unwrap().replacen("\"rows_out\":10", "\"rows_out\":11", 1);
+        let err = parse(&p, edited.as_bytes()).err().unwrap().to_string();
+        assert!(err.contains("corrupt at line 3"), "{err}");
     }
 }

@@ -8,3 +8,4 @@ mod refusals;
 mod tpch;
 mod types;
 mod util;
+mod verify;

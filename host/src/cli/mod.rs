@@ -4,6 +4,7 @@
 mod inspect;
 mod run;
 mod show;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Print the first rows of a data file or an output directory as a table.
     Show(show::ShowArgs),
+    /// Re-hash a finished run's files against its run record; name every mismatch.
+    Verify(verify::VerifyArgs),
 }
 
 /// Entry point of the `sluice` binary.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args, matches.subcommand_matches("run").expect("run matches")),
         Command::Inspect(args) => inspect::execute(args),
         Command::Show(args) => show::execute(args),
+        Command::Verify(args) => verify::execute(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
