@@ -163,7 +163,7 @@ mod tests {
     fn rejects_wrong_schema_and_garbage() {
         let b = batch();
         let other = Schema::new(vec![Field::new("a", DataType::Int32, false)]);
-        let bytes = encode_batches(&b.schema(), &[b.clone()]).unwrap();
+        let bytes = encode_batches(&b.schema(), std::slice::from_ref(&b)).unwrap();
         let err = decode_stream(bytes.clone(), &other).unwrap_err();
         assert!(err.to_string().contains("expected 1 columns"), "{err}");
         let err = decode_stream(bytes[..bytes.len() / 2].to_vec(), &b.schema()).unwrap_err();

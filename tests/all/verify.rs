@@ -37,7 +37,8 @@ fn verify_passes_untouched_and_names_each_kind_of_damage() {
 
     let state_dir = out.join("_sluice/state");
     let state = std::fs::read_dir(&state_dir).unwrap().next().unwrap().unwrap().path();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
         ("part", Box::new(|o: &Path| flip(&o.join("data/part-000001.parquet"))), "`data/part-000001.parquet` changed"),
         ("missing", Box::new(|o: &Path| std::fs::remove_file(o.join("data/part-000000.parquet")).unwrap()), "`data/part-000000.parquet` is missing"),
         ("extra", Box::new(|o: &Path| std::fs::write(o.join("data/part-000099.parquet"), b"x").unwrap()), "`data/part-000099.parquet` is not part of the run"),

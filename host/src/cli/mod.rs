@@ -40,7 +40,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run input files through a chain of plugins into an output directory.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show a plugin's name, version, ABI version, sha256 and interface.
     Inspect(inspect::InspectArgs),
     /// Print the first rows of a data file or an output directory as a table.

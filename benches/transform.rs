@@ -1,0 +1,86 @@
+//! Transform stage alone (batches already in memory): a wasm plugin through the sandbox vs
+//! the same logic as a native arrow-rs kernel, per batch size. Also plugin instantiation and
+//! data digests. Groups are named `stage/plugin/rows`.
+//!
+//! Run: `cargo bench -p sluice-host --bench transform`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Decimal128Array, Int64Array, RecordBatch, Scalar};
+use arrow::compute::kernels::cmp;
+use arrow::datatypes::{DataType, Field, Schema};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_host::{Runtime, RuntimeOptions};
+use sluice_test_artifacts as art;
+
+fn lineitem_like(rows: usize) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("l_orderkey", DataType::Int64, false),
+        Field::new("l_quantity", DataType::Decimal128(15, 2), false),
+        Field::new("l_extendedprice", DataType::Decimal128(15, 2), false),
+        Field::new("l_discount", DataType::Decimal128(15, 2), false),
+    ]));
+    let mut x: u64 = 42;
+    let mut next = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        x >> 33
+    };
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values((0..rows as i64).map(|i| i * 4))),
+        Arc::new(Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 50 + 1) as i128 * 100)).with_precision_and_scale(15, 2).unwrap()),
+        Arc::new(Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 10_000_000) as i128)).with_precision_and_scale(15, 2).unwrap()),
+        Arc::new(Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 11) as i128)).with_precision_and_scale(15, 2).unwrap()),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+fn native_filter(b: &RecordBatch) -> RecordBatch {
+    let dec = |v: i128| Scalar::new(Decimal128Array::from(vec![v]).with_precision_and_scale(15, 2).unwrap());
+    let disc = b.column(3);
+    let qty = b.column(1);
+    let m1: BooleanArray = cmp::gt_eq(disc, &dec(5)).unwrap();
+    let m2 = cmp::lt_eq(disc, &dec(7)).unwrap();
+    let m3 = cmp::lt(qty, &dec(2400)).unwrap();
+    let m = arrow::compute::and(&arrow::compute::and(&m1, &m2).unwrap(), &m3).unwrap();
+    arrow::compute::filter_record_batch(b, &m).unwrap()
+}
+
+fn transform(c: &mut Criterion) {
+    let rt = Runtime::new(RuntimeOptions::with_default_cache()).unwrap();
+    let filter = rt.load_plugin(Path::new(art::FILTER)).unwrap();
+    let passthrough = rt.load_plugin(Path::new(art::PASSTHROUGH)).unwrap();
+    let config = vec![("predicate".to_string(), "l_discount between 0.05 and 0.07 and l_quantity < 24".to_string())];
+    for rows in [8_192usize, 65_536, 262_144] {
+        let b = lineitem_like(rows);
+        let mut g = c.benchmark_group(format!("transform/filter/{rows}"));
+        g.throughput(Throughput::Elements(rows as u64));
+        g.bench_function(BenchmarkId::new("native", rows), |bench| bench.iter(|| native_filter(&b)));
+        let mut t = filter.open(&config, &b.schema(), None, &Default::default()).unwrap();
+        g.bench_function(BenchmarkId::new("wasm", rows), |bench| bench.iter(|| t.process(&b).unwrap()));
+        g.finish();
+        let mut g = c.benchmark_group(format!("transform/passthrough/{rows}"));
+        g.throughput(Throughput::Elements(rows as u64));
+        let mut t = passthrough.open(&[], &b.schema(), None, &Default::default()).unwrap();
+        g.bench_function(BenchmarkId::new("wasm", rows), |bench| bench.iter(|| t.process(&b).unwrap()));
+        g.finish();
+    }
+    let b = lineitem_like(8);
+    c.bench_function("instantiate/filter", |bench| {
+        bench.iter(|| filter.open(&config, &b.schema(), None, &Default::default()).unwrap())
+    });
+    let big = lineitem_like(1 << 20);
+    let mut g = c.benchmark_group("digest/batch/1048576");
+    g.throughput(Throughput::Bytes(big.get_array_memory_size() as u64));
+    g.bench_function("blake3-ipc", |bench| {
+        bench.iter(|| {
+            let mut d = sluice_host::digest::BatchDigest::default();
+            d.update(&big);
+            d.finish()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, transform);
+criterion_main!(benches);
