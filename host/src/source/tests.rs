@@ -559,7 +559,10 @@ fn os_errors_other_than_not_found_are_io_errors() {
     fs::write(&file, "a\n1\n").unwrap();
     let e = read_error(&[file.join("child.csv")], &SourceOptions::default());
     assert_eq!(e.exit_code(), ExitCode::Retryable, "{e}");
-    assert!(e.to_string().contains("failed to read `") && e.to_string().contains("child.csv`"), "{e}");
+    assert!(
+        e.to_string().contains("failed to read `") && e.to_string().contains("child.csv`"),
+        "{e}"
+    );
 }
 
 #[test]
