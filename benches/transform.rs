@@ -72,9 +72,9 @@ fn transform(c: &mut Criterion) {
     let big = lineitem_like(1 << 20);
     let mut g = c.benchmark_group("digest/batch/1048576");
     g.throughput(Throughput::Bytes(big.get_array_memory_size() as u64));
-    g.bench_function("blake3-ipc", |bench| {
+    g.bench_function("data-digest", |bench| {
         bench.iter(|| {
-            let mut d = sluice_host::digest::BatchDigest::default();
+            let mut d = sluice_host::digest::DataDigest::new(&big.schema());
             d.update(&big);
             d.finish()
         })

@@ -43,7 +43,7 @@ pub struct ChunkEntry {
     pub chunk: u64,
     /// First input row (0-based) and number of input rows.
     pub input_rows: [u64; 2],
-    /// BLAKE3 over the chunk's input batches (see `digest::BatchDigest`).
+    /// BLAKE3 over the chunk's input batches (see `digest::DataDigest`).
     pub input_digest: String,
     /// Output file, relative to the output directory.
     pub file: String,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use crate::digest::{self, BatchDigest};
+use crate::digest::{self, DataDigest};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::journal::{ChunkEntry, Journal};
@@ -186,7 +186,7 @@ impl OutputDir {
             name,
             chunk,
             rows: 0,
-            digest: BatchDigest::default(),
+            digest: DataDigest::new(schema),
         })
     }
 
@@ -220,7 +220,7 @@ pub struct PartWriter {
     name: String,
     chunk: u64,
     rows: u64,
-    digest: BatchDigest,
+    digest: DataDigest,
 }
 
 /// What committing a part produced, before its journal line is written.

@@ -12,7 +12,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use crate::digest::{self, BatchDigest};
+use crate::digest::{self, DataDigest};
 use crate::engine::{EngineSettings, Runtime};
 use crate::error::{Error, Result};
 use crate::fault;
@@ -83,6 +83,11 @@ impl Chain {
             stages.push(t);
         }
         Ok(Chain { stages, input_schema: Arc::clone(input_schema) })
+    }
+
+    /// The schema the chain was opened for.
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input_schema
     }
 
     /// The schema of what the chain returns.
@@ -510,7 +515,7 @@ fn run_chunks(
             Some(_) => None,
         };
         let fuel_before = chain.fuel();
-        let mut input_digest = BatchDigest::default();
+        let mut input_digest = DataDigest::new(chain.input_schema());
         let mut in_chunk = 0usize;
         // Fill this chunk with exactly `chunk_rows` input rows (fewer only at the end).
         while in_chunk < spec.chunk_rows {

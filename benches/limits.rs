@@ -1,0 +1,150 @@
+//! What CPU limits cost: the same plugin calls on engines with no CPU metering, fuel
+//! metering, epoch interruption, and both. Groups are named `limits/plugin/rows`; the
+//! benchmark id is the metering mode.
+//!
+//! The engines are built here rather than through `Runtime` so the unmetered baseline
+//! can be measured; their settings otherwise match `engine.rs` (NaN canonicalization,
+//! deterministic relaxed SIMD, Cranelift speed). `spin` is the worst case for metering
+//! (a tight arithmetic loop, nothing else); `mask` hashes strings; `filter` and `derive`
+//! are the benchmark jobs' kernels plus the IPC round trip.
+//!
+//! Run: `cargo bench -p sluice-host --bench limits`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_host::plugin::bindings::{TransformPlugin, TransformPluginPre};
+use sluice_host::sandbox::PluginState;
+use sluice_host::{Determinism, Limits};
+use sluice_test_artifacts as art;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
+use wasmtime::{Config, Engine, OptLevel, Store};
+
+#[derive(Clone, Copy)]
+enum Meter {
+    None,
+    Fuel,
+    Epoch,
+    Both,
+}
+
+impl Meter {
+    fn name(self) -> &'static str {
+        match self {
+            Meter::None => "none",
+            Meter::Fuel => "fuel",
+            Meter::Epoch => "epoch",
+            Meter::Both => "fuel+epoch",
+        }
+    }
+    fn fuel(self) -> bool {
+        matches!(self, Meter::Fuel | Meter::Both)
+    }
+    fn epoch(self) -> bool {
+        matches!(self, Meter::Epoch | Meter::Both)
+    }
+}
+
+fn engine(m: Meter) -> Engine {
+    let mut c = Config::new();
+    c.wasm_component_model(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .shared_memory(false)
+        .consume_fuel(m.fuel())
+        .epoch_interruption(m.epoch())
+        .cranelift_opt_level(OptLevel::Speed);
+    Engine::new(&c).unwrap()
+}
+
+struct Instance {
+    store: Store<PluginState>,
+    plugin: TransformPlugin,
+    handle: ResourceAny,
+}
+
+impl Instance {
+    fn open(m: Meter, wasm: &str, config: &[(String, String)], schema: &Schema) -> Instance {
+        let engine = engine(m);
+        let mut linker: Linker<PluginState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+        let component = Component::from_file(&engine, Path::new(wasm)).unwrap();
+        let pre = TransformPluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let mut store = Store::new(&engine, PluginState::new("bench", &Limits::default(), &Determinism::default()));
+        if m.fuel() {
+            store.set_fuel(u64::MAX).unwrap();
+        }
+        if m.epoch() {
+            // Never reached (nothing increments the epoch): this measures the checks alone.
+            store.set_epoch_deadline(u64::MAX);
+        }
+        let plugin = pre.instantiate(&mut store).unwrap();
+        let schema_ipc = sluice_host::ipc::encode_schema(schema);
+        let handle = plugin
+            .sluice_transform_transform()
+            .transformer()
+            .call_open(&mut store, config, &schema_ipc, None)
+            .unwrap()
+            .unwrap();
+        Instance { store, plugin, handle }
+    }
+
+    fn process(&mut self, bytes: &Vec<u8>) -> usize {
+        let t = self.plugin.sluice_transform_transform().transformer();
+        t.call_process(&mut self.store, self.handle, bytes).unwrap().unwrap().len()
+    }
+}
+
+fn lineitem_like(rows: usize) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("l_orderkey", DataType::Int64, false),
+        Field::new("l_quantity", DataType::Decimal128(15, 2), false),
+        Field::new("l_extendedprice", DataType::Decimal128(15, 2), false),
+        Field::new("l_discount", DataType::Decimal128(15, 2), false),
+        Field::new("l_comment", DataType::Utf8, false),
+    ]));
+    let mut x: u64 = 42;
+    let mut next = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        x >> 33
+    };
+    let dec = |v: Vec<i128>| Decimal128Array::from(v).with_precision_and_scale(15, 2).unwrap();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values((0..rows as i64).map(|i| i * 4))),
+        Arc::new(dec((0..rows).map(|_| (next() % 50 + 1) as i128 * 100).collect())),
+        Arc::new(dec((0..rows).map(|_| (next() % 10_000_000) as i128).collect())),
+        Arc::new(dec((0..rows).map(|_| (next() % 11) as i128).collect())),
+        Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("carefully final deposits {i} haggle slyly")))),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+fn limits(c: &mut Criterion) {
+    let rows = 65_536;
+    let batch = lineitem_like(rows);
+    let bytes = sluice_host::ipc::encode_batches(&batch.schema(), std::slice::from_ref(&batch)).unwrap();
+    let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    let jobs: Vec<(&str, &str, Vec<(String, String)>)> = vec![
+        ("spin", art::HOSTILE, vec![("iterations".into(), "20000000".into()), ("mode".into(), "spin".into())]),
+        ("mask", art::MASK, kv("columns", "l_comment")),
+        ("filter", art::FILTER, kv("predicate", "l_discount between 0.05 and 0.07 and l_quantity < 24")),
+        ("derive", art::DERIVE, vec![("expr".into(), "l_extendedprice * l_discount".into()), ("name".into(), "revenue".into())]),
+    ];
+    for (name, wasm, config) in &jobs {
+        let mut g = c.benchmark_group(format!("limits/{name}/{rows}"));
+        g.throughput(Throughput::Elements(rows as u64));
+        g.sample_size(20);
+        for m in [Meter::None, Meter::Fuel, Meter::Epoch, Meter::Both] {
+            let mut inst = Instance::open(m, wasm, config, &batch.schema());
+            g.bench_function(BenchmarkId::new(m.name(), rows), |b| b.iter(|| inst.process(&bytes)));
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, limits);
+criterion_main!(benches);
