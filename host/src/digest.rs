@@ -201,6 +201,13 @@ impl ColumnDigest {
     }
 }
 
+/// `sha256:<hex>` of a file's bytes (the convention for pinning plugin artifacts).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    Ok(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))))
+}
+
 /// `blake3:<hex>` of a byte string.
 pub fn blake3_bytes(bytes: &[u8]) -> String {
     format!("blake3:{}", blake3::hash(bytes).to_hex())

@@ -24,6 +24,8 @@ pub mod plugin;
 pub mod sandbox;
 pub mod sink;
 pub mod source;
+pub mod spec;
+pub mod store;
 
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{Error, ExitCode, Result};

@@ -34,6 +34,49 @@ pub struct PluginSpec {
     pub path: PathBuf,
     /// Key/value configuration for this plugin only.
     pub config: Vec<(String, String)>,
+    /// Expected `sha256:<hex>` of the file; a mismatch is refused before compiling.
+    pub sha256: Option<String>,
+    /// Config keys whose values are secrets (from the environment): never recorded or logged.
+    pub secret_keys: Vec<String>,
+}
+
+impl PluginSpec {
+    /// A plugin with a config and no pin or secrets.
+    pub fn new(path: impl Into<PathBuf>, config: Vec<(String, String)>) -> Self {
+        PluginSpec { path: path.into(), config, sha256: None, secret_keys: Vec::new() }
+    }
+
+    /// The config as recorded: secret values replaced by `<secret>`.
+    pub fn redacted_config(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), if self.secret_keys.contains(k) { "<secret>".to_string() } else { v.clone() }))
+            .collect()
+    }
+}
+
+/// Who ran this and for what: recorded, never part of the action key.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RunContext {
+    /// The partition key value (`--partition`).
+    pub partition: Option<String>,
+    /// The run's logical date, when the partition is a date or the scheduler gave one.
+    pub logical_date: Option<String>,
+    /// The scheduler's run id (`--run-id`).
+    pub run_id: Option<String>,
+    /// The pipeline spec this run came from.
+    pub pipeline: Option<PathBuf>,
+}
+
+/// A link from a reprocessed run to the run it reprocessed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ParentLink {
+    /// The parent's output directory.
+    pub output: PathBuf,
+    /// The parent's action key.
+    pub action_key: String,
+    /// The parent's root digest.
+    pub root_digest: String,
 }
 
 /// Everything that defines a run.
@@ -55,6 +98,69 @@ pub struct RunSpec {
     pub chunk_rows: usize,
     /// Replace an existing output directory.
     pub overwrite: bool,
+    /// Re-run even if the same job already finished (replaces it like `overwrite`).
+    pub force: bool,
+    /// Scheduler context, recorded in the run record.
+    pub context: RunContext,
+    /// The run this one reprocesses, if any.
+    pub parent: Option<ParentLink>,
+}
+
+impl RunSpec {
+    /// A spec with default reader/writer settings and no plugins.
+    pub fn new(inputs: Vec<PathBuf>, output: PathBuf) -> Self {
+        RunSpec {
+            inputs,
+            source: SourceOptions::default(),
+            plugins: Vec::new(),
+            output,
+            format: OutputFormat::Parquet,
+            writer: WriterOptions::default(),
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            overwrite: false,
+            force: false,
+            context: RunContext::default(),
+            parent: None,
+        }
+    }
+}
+
+/// What the run record keeps of a [`RunSpec`], enough to re-execute it (`sluice replay`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RecordedSpec {
+    /// Input paths as given.
+    pub inputs: Vec<PathBuf>,
+    /// Forced input format, if any.
+    pub input_format: Option<String>,
+    /// Rows per input batch.
+    pub batch_rows: usize,
+    /// CSV header row.
+    pub csv_header: bool,
+    /// CSV delimiter byte.
+    pub csv_delimiter: u8,
+    /// Rows read to infer a CSV/NDJSON schema.
+    pub infer_rows: usize,
+    /// Plugins: path, pin, config (secrets redacted) and secret keys.
+    pub plugins: Vec<RecordedPlugin>,
+    /// Output format.
+    pub format: String,
+    /// Writer settings.
+    pub writer: WriterOptions,
+    /// Rows per chunk.
+    pub chunk_rows: usize,
+}
+
+/// A plugin of a [`RecordedSpec`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RecordedPlugin {
+    /// Path it was loaded from.
+    pub path: PathBuf,
+    /// `sha256:<hex>` of its bytes.
+    pub sha256: String,
+    /// Config with secret values redacted.
+    pub config: Vec<(String, String)>,
+    /// Which config keys are secrets (their values must come from the environment again).
+    pub secret_keys: Vec<String>,
 }
 
 /// A chain of open transformers, each one's output schema the next one's input schema.
@@ -182,6 +288,20 @@ pub struct Manifest {
     pub plugins: Vec<PluginRecord>,
     /// Inputs.
     pub inputs: Vec<InputRecord>,
+    /// Everything needed to re-execute the run.
+    pub spec: RecordedSpec,
+    /// Scheduler context (partition, logical date, run id).
+    pub context: RunContext,
+    /// The run this one reprocessed, if any.
+    pub parent: Option<ParentLink>,
+    /// Fingerprint of the input schema (`name:type:nullable;…`).
+    pub input_schema: String,
+    /// BLAKE3 of the input schema fingerprint.
+    pub input_schema_digest: String,
+    /// Fingerprint of the output schema.
+    pub output_schema: String,
+    /// BLAKE3 of the output schema fingerprint.
+    pub output_schema_digest: String,
     /// Rows per chunk.
     pub chunk_rows: u64,
     /// Rows per input batch.
@@ -255,10 +375,17 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     if spec.chunk_rows == 0 {
         return Err(Error::usage("--chunk-rows must be at least 1"));
     }
-    let plugins: Vec<(Plugin, Vec<(String, String)>)> =
-        spec.plugins.iter().map(|p| Ok((rt.load_plugin(&p.path)?, p.config.clone()))).collect::<Result<_>>()?;
+    let plugins: Vec<(Plugin, Vec<(String, String)>)> = spec
+        .plugins
+        .iter()
+        .map(|p| {
+            check_pin(&p.path, p.sha256.as_deref())?;
+            Ok((rt.load_plugin(&p.path)?, p.config.clone()))
+        })
+        .collect::<Result<_>>()?;
     let source = Source::open(&spec.inputs, &spec.source)?;
     let input_schema = source.schema();
+    tracing::debug!(context = ?spec.context, "run context");
     let inputs: Vec<InputRecord> = source
         .files()
         .iter()
@@ -271,7 +398,8 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             })
         })
         .collect::<Result<_>>()?;
-    let config_digests: Vec<String> = plugins.iter().map(|(_, c)| digest::config_digest(c)).collect();
+    // Secrets are digested as `<secret>`: their values must not be derivable from a record.
+    let config_digests: Vec<String> = spec.plugins.iter().map(|p| digest::config_digest(&p.redacted_config())).collect();
     let key_input = ActionKeyInput {
         key_version: 1,
         host_version: env!("CARGO_PKG_VERSION"),
@@ -293,7 +421,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     finish_interrupted_swap(&spec.output)?;
     let (work, swap) = match outdir::inspect(&spec.output)? {
         Existing::Empty => (spec.output.clone(), false),
-        Existing::Complete(Some(k)) if k == action_key => {
+        Existing::Complete(Some(k)) if k == action_key && !spec.force => {
             return already_complete(&spec.output, start);
         }
         Existing::Unfinished(j) if j.header.job_key == job_key => {
@@ -302,7 +430,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             drop(j);
             (spec.output.clone(), false)
         }
-        other if spec.overwrite => {
+        other if spec.overwrite || spec.force => {
             drop(other);
             (staging_path(&spec.output, "new"), true)
         }
@@ -332,7 +460,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             tracing::info!(chunks = j.chunks.len(), output = %work.display(), "resuming after the last committed chunk");
             (out, j)
         }
-        Existing::Complete(Some(k)) if swap && k == action_key => {
+        Existing::Complete(Some(k)) if swap && k == action_key && !spec.force => {
             swap_into_place(&work, &spec.output)?;
             return already_complete(&spec.output, start);
         }
@@ -383,9 +511,22 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         engine: rt.settings(),
         plugins: plugins
             .iter()
+            .zip(&spec.plugins)
             .zip(config_digests)
-            .map(|((p, c), d)| PluginRecord { info: p.info().clone(), path: p.path().to_path_buf(), config_digest: d, config: c.clone() })
+            .map(|(((p, _), ps), d)| PluginRecord {
+                info: p.info().clone(),
+                path: p.path().to_path_buf(),
+                config_digest: d,
+                config: ps.redacted_config(),
+            })
             .collect(),
+        spec: record_spec(spec, &plugins),
+        context: spec.context.clone(),
+        parent: spec.parent.clone(),
+        input_schema: digest::schema_fingerprint(&input_schema),
+        input_schema_digest: digest::schema_digest(&input_schema),
+        output_schema: digest::schema_fingerprint(&out_schema),
+        output_schema_digest: digest::schema_digest(&out_schema),
         inputs,
         chunk_rows: spec.chunk_rows as u64,
         batch_rows: spec.source.batch_rows as u64,
@@ -417,6 +558,53 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         root_digest,
         elapsed_ms,
     })
+}
+
+fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> RecordedSpec {
+    RecordedSpec {
+        inputs: spec.inputs.clone(),
+        input_format: spec.source.format.map(|f| f.to_string()),
+        batch_rows: spec.source.batch_rows,
+        csv_header: spec.source.csv_header,
+        csv_delimiter: spec.source.csv_delimiter,
+        infer_rows: spec.source.infer_rows,
+        plugins: spec
+            .plugins
+            .iter()
+            .zip(plugins)
+            .map(|(ps, (p, _))| RecordedPlugin {
+                path: ps.path.clone(),
+                sha256: p.sha256().to_string(),
+                config: ps.redacted_config(),
+                secret_keys: ps.secret_keys.clone(),
+            })
+            .collect(),
+        format: spec.format.to_string(),
+        writer: spec.writer.clone(),
+        chunk_rows: spec.chunk_rows,
+    }
+}
+
+/// Refuse a plugin whose bytes do not have the pinned sha256, before compiling it.
+pub fn check_pin(path: &Path, pin: Option<&str>) -> Result<()> {
+    let Some(pin) = pin else { return Ok(()) };
+    let want = pin.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+    if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::usage(format!("pin `{pin}` for `{}` is not `sha256:` and 64 hex digits", path.display())));
+    }
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::usage(format!("plugin `{}` does not exist", path.display())),
+        _ => Error::io("read plugin", path, e),
+    })?;
+    use sha2::Digest as _;
+    let got = hex::encode(sha2::Sha256::digest(&bytes));
+    if got != want {
+        return Err(Error::usage(format!(
+            "plugin `{}` does not match its pin: found sha256:{got} but expected sha256:{want}; refusing to run it",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// BLAKE3 over the chunks' data digests, in order.

@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// Do not use the compiled-plugin cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// The scheduler's run id, recorded in the run record (not part of the action key).
+    #[arg(long, env = "SLUICE_RUN_ID")]
+    pub run_id: Option<String>,
 }
 
 /// Run `sluice run`.
@@ -99,6 +102,9 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
         writer: WriterOptions { compression: args.compression.clone(), row_group_rows: args.row_group_rows, ..WriterOptions::default() },
         chunk_rows: args.chunk_rows,
         overwrite: args.overwrite,
+        force: false,
+        context: crate::pipeline::RunContext { run_id: args.run_id.clone(), ..Default::default() },
+        parent: None,
     };
     let cache_dir = if args.no_cache { None } else { crate::engine::default_cache_dir() };
     let rt = Runtime::new(RuntimeOptions { limits, cache_dir })?;
@@ -125,7 +131,7 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
 fn scope_configs(args: &RunArgs, m: &ArgMatches) -> Result<Vec<PluginSpec>> {
     let plugin_idx: Vec<usize> = m.indices_of("plugin").map(|i| i.collect()).unwrap_or_default();
     let config_idx: Vec<usize> = m.indices_of("config").map(|i| i.collect()).unwrap_or_default();
-    let mut specs: Vec<PluginSpec> = args.plugin.iter().map(|p| PluginSpec { path: p.clone(), config: Vec::new() }).collect();
+    let mut specs: Vec<PluginSpec> = args.plugin.iter().map(|p| PluginSpec::new(p.clone(), Vec::new())).collect();
     for (kv, idx) in args.config.iter().zip(config_idx) {
         let Some(owner) = plugin_idx.iter().rposition(|&p| p < idx) else {
             return Err(Error::usage(format!(
