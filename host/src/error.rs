@@ -74,6 +74,17 @@ impl Error {
         Error::Plugin { plugin: plugin.into(), message: msg.into() }
     }
 
+    /// The same error (same category and exit code) with `prefix` before its message.
+    pub fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            Error::Io { context, source } => Error::Io { context: format!("{prefix}{context}"), source },
+            Error::Usage(m) => Error::Usage(format!("{prefix}{m}")),
+            Error::Quality(m) => Error::Quality(format!("{prefix}{m}")),
+            Error::Plugin { plugin, message } => Error::Plugin { plugin, message: format!("{prefix}{message}") },
+            Error::Input(m) => Error::Input(format!("{prefix}{m}")),
+        }
+    }
+
     /// The exit code a CLI should return for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {

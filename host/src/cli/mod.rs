@@ -1,7 +1,10 @@
 //! The `sluice` command line: one file per subcommand; this file parses, sets up logging
 //! and maps errors to the documented exit codes.
 
+mod backfill;
 mod inspect;
+mod plugin;
+mod replay;
 mod run;
 mod show;
 mod verify;
@@ -47,6 +50,12 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Re-hash a finished run's files against its run record; name every mismatch.
     Verify(verify::VerifyArgs),
+    /// Re-execute a recorded run and compare, or reprocess it with a new plugin version.
+    Replay(replay::ReplayArgs),
+    /// Run a pipeline over many partitions, skipping those already done.
+    Backfill(backfill::BackfillArgs),
+    /// Manage the plugin store (versioned, content-addressed artifacts).
+    Plugin(plugin::PluginArgs),
 }
 
 /// Entry point of the `sluice` binary.
@@ -62,6 +71,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::execute(args),
         Command::Show(args) => show::execute(args),
         Command::Verify(args) => verify::execute(args),
+        Command::Replay(args) => replay::execute(args),
+        Command::Backfill(args) => backfill::execute(args),
+        Command::Plugin(args) => plugin::execute(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,8 +14,17 @@ use crate::source::{InputFormat, SourceOptions};
 /// Arguments of `sluice run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// A pipeline spec (`pipeline.toml`); instead of --input/--plugin/--output.
+    #[arg(conflicts_with_all = ["input", "plugin", "config"])]
+    pub pipeline: Option<PathBuf>,
+    /// The partition to run (fills `{key}` in the spec's paths).
+    #[arg(long, requires = "pipeline")]
+    pub partition: Option<String>,
+    /// Run spec plugins that have no sha256 pin.
+    #[arg(long)]
+    pub allow_unpinned: bool,
     /// Input file or directory (repeatable; read in order as one stream).
-    #[arg(long, short = 'i', required = true)]
+    #[arg(long, short = 'i', required_unless_present = "pipeline")]
     pub input: Vec<PathBuf>,
     /// Input format; detected from magic bytes and the extension when omitted.
     #[arg(long)]
@@ -26,9 +35,9 @@ pub struct RunArgs {
     /// `KEY=VALUE` for the nearest `--plugin` before it (repeatable).
     #[arg(long, short = 'c', value_name = "KEY=VALUE")]
     pub config: Vec<String>,
-    /// Output directory.
-    #[arg(long, short = 'o')]
-    pub output: PathBuf,
+    /// Output directory (with a spec: overrides `[output] path`).
+    #[arg(long, short = 'o', required_unless_present = "pipeline")]
+    pub output: Option<PathBuf>,
     /// Output format.
     #[arg(long, default_value = "parquet")]
     pub format: OutputFormat,
@@ -72,42 +81,20 @@ pub struct RunArgs {
 
 /// Run `sluice run`.
 pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
-    let plugins = scope_configs(args, m)?;
-    let mut limits = Limits::default();
-    if let Some(f) = args.fuel_per_call {
-        limits.fuel_per_call = f;
-    }
-    if let Some(s) = &args.max_memory {
-        limits.memory_bytes = parse_size("--max-memory", s)?;
-    }
-    if let Some(s) = &args.max_output_bytes {
-        limits.max_output_bytes = parse_size("--max-output-bytes", s)?;
-    }
-    let delimiter = match args.csv_delimiter.as_bytes() {
-        [b] => *b,
-        _ => return Err(Error::usage(format!("--csv-delimiter must be one byte, got `{}`", args.csv_delimiter))),
+    let spec = if let Some(pipeline) = &args.pipeline {
+        let loaded = crate::spec::LoadedSpec::load(pipeline)?;
+        let opts = crate::spec::ResolveOptions {
+            allow_unpinned: args.allow_unpinned,
+            run_id: args.run_id.clone(),
+            output: args.output.clone(),
+        };
+        let mut spec = loaded.resolve(args.partition.as_deref(), &crate::store::PluginStore::default_location(), &opts)?;
+        spec.overwrite = args.overwrite;
+        spec
+    } else {
+        command_line_spec(args, m)?
     };
-    let spec = RunSpec {
-        inputs: args.input.clone(),
-        source: SourceOptions {
-            format: args.input_format,
-            batch_rows: args.batch_rows.max(1),
-            csv_header: !args.csv_no_header,
-            csv_delimiter: delimiter,
-            ..SourceOptions::default()
-        },
-        plugins,
-        output: args.output.clone(),
-        format: args.format,
-        writer: WriterOptions { compression: args.compression.clone(), row_group_rows: args.row_group_rows, ..WriterOptions::default() },
-        chunk_rows: args.chunk_rows,
-        overwrite: args.overwrite,
-        force: false,
-        context: crate::pipeline::RunContext { run_id: args.run_id.clone(), ..Default::default() },
-        parent: None,
-    };
-    let cache_dir = if args.no_cache { None } else { crate::engine::default_cache_dir() };
-    let rt = Runtime::new(RuntimeOptions { limits, cache_dir })?;
+    let rt = Runtime::new(RuntimeOptions { limits: limits(args)?, cache_dir: cache_dir(args.no_cache) })?;
     let summary = pipeline::run(&rt, &spec)?;
     if summary.status == "already_complete" {
         println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
@@ -125,6 +112,54 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
     );
     println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
     Ok(())
+}
+
+/// The compile cache directory, unless disabled.
+pub fn cache_dir(no_cache: bool) -> Option<PathBuf> {
+    if no_cache { None } else { crate::engine::default_cache_dir() }
+}
+
+/// The limits the flags ask for.
+pub fn limits(args: &RunArgs) -> Result<Limits> {
+    let mut limits = Limits::default();
+    if let Some(f) = args.fuel_per_call {
+        limits.fuel_per_call = f;
+    }
+    if let Some(s) = &args.max_memory {
+        limits.memory_bytes = parse_size("--max-memory", s)?;
+    }
+    if let Some(s) = &args.max_output_bytes {
+        limits.max_output_bytes = parse_size("--max-output-bytes", s)?;
+    }
+    Ok(limits)
+}
+
+fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
+    let plugins = scope_configs(args, m)?;
+    let delimiter = match args.csv_delimiter.as_bytes() {
+        [b] => *b,
+        _ => return Err(Error::usage(format!("--csv-delimiter must be one byte, got `{}`", args.csv_delimiter))),
+    };
+    let spec = RunSpec {
+        inputs: args.input.clone(),
+        source: SourceOptions {
+            format: args.input_format,
+            batch_rows: args.batch_rows.max(1),
+            csv_header: !args.csv_no_header,
+            csv_delimiter: delimiter,
+            ..SourceOptions::default()
+        },
+        plugins,
+        output: args.output.clone().expect("clap requires --output without a spec"),
+        format: args.format,
+        writer: WriterOptions { compression: args.compression.clone(), row_group_rows: args.row_group_rows, ..WriterOptions::default() },
+        chunk_rows: args.chunk_rows,
+        overwrite: args.overwrite,
+        force: false,
+        context: crate::pipeline::RunContext { run_id: args.run_id.clone(), ..Default::default() },
+        parent: None,
+    };
+    Ok(spec)
 }
 
 /// Attach each `--config` to the nearest `--plugin` before it on the command line.
