@@ -3,6 +3,7 @@
 mod abi;
 mod chain;
 mod plugins;
+mod provenance;
 mod recovery;
 mod refusals;
 mod tpch;

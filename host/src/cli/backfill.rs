@@ -80,6 +80,7 @@ pub fn execute(args: &BackfillArgs) -> Result<()> {
         "results": results,
     });
     println!("{summary}");
+    super::summary_printed();
     match first_error {
         None => Ok(()),
         Some(e) => {

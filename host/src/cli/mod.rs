@@ -81,18 +81,29 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Set by a command that already printed its own JSON summary line for a failure, so the
+/// generic one is not printed after it (the summary is always the last stdout line).
+static SUMMARY_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Note that the command printed its final summary line itself.
+pub(crate) fn summary_printed() {
+    SUMMARY_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 fn report(e: &Error, format: LogFormat) -> ExitCode {
     let code = e.exit_code() as u8;
     match format {
         LogFormat::Human => eprintln!("error: {e}"),
         LogFormat::Json => tracing::error!(category = e.category(), exit_code = code, "{e}"),
     }
-    let summary = serde_json::json!({
-        "status": "failed",
-        "error": { "category": e.category(), "message": e.to_string() },
-        "exit_code": code,
-    });
-    println!("{summary}");
+    if !SUMMARY_PRINTED.load(std::sync::atomic::Ordering::SeqCst) {
+        let summary = serde_json::json!({
+            "status": "failed",
+            "error": { "category": e.category(), "message": e.to_string() },
+            "exit_code": code,
+        });
+        println!("{summary}");
+    }
     ExitCode::from(code)
 }
 
