@@ -66,8 +66,51 @@ pub fn run_native_checkpointed<T: Transform>(
     Ok(out)
 }
 
-// `run_wasm` (the same run through the real host and a built `.wasm`) belongs here; it is
-// added by the host side, since it needs `sluice-host`.
+/// Like [`run_native`], but through the real sluice host from a built `.wasm` (feature
+/// `harness-wasm`): the sandbox, the ABI and the host's validation of every batch.
+///
+/// Compiled plugins are cached in the default cache directory (`$SLUICE_CACHE_DIR`).
+///
+/// # Errors
+///
+/// The host's error, as text (with its category: `usage`, `plugin`, `input`, ...).
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+pub fn run_wasm(
+    wasm: impl AsRef<std::path::Path>,
+    config: &[(&str, &str)],
+    input_schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>, String> {
+    run_wasm_checkpointed(wasm, config, input_schema, batches, usize::MAX)
+}
+
+/// Like [`run_native_checkpointed`], through the real host from a built `.wasm`.
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+pub fn run_wasm_checkpointed(
+    wasm: impl AsRef<std::path::Path>,
+    config: &[(&str, &str)],
+    input_schema: SchemaRef,
+    batches: &[RecordBatch],
+    split_every: usize,
+) -> Result<Vec<RecordBatch>, String> {
+    let fail = |e: sluice_host::Error| format!("{}: {e}", e.category());
+    let rt = sluice_host::Runtime::new(sluice_host::RuntimeOptions::with_default_cache()).map_err(fail)?;
+    let plugin = rt.load_plugin(wasm.as_ref()).map_err(fail)?;
+    let config: Vec<(String, String)> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let det = sluice_host::Determinism::default();
+    let mut t = plugin.open(&config, &input_schema, None, &det).map_err(fail)?;
+    let mut out = Vec::new();
+    let split_every = split_every.max(1);
+    for (i, b) in batches.iter().enumerate() {
+        if i > 0 && i % split_every == 0 {
+            let state = t.checkpoint().map_err(fail)?;
+            t = plugin.open(&config, &input_schema, Some(&state), &det).map_err(fail)?;
+        }
+        out.extend(t.process(b).map_err(fail)?);
+    }
+    out.extend(t.finish().map_err(fail)?);
+    Ok(out)
+}
 
 fn format_value(array: &ArrayRef, row: usize) -> String {
     if array.is_null(row) {

@@ -2,6 +2,7 @@
 
 mod abi;
 mod chain;
+mod harness;
 mod plugins;
 mod provenance;
 mod recovery;

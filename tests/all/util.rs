@@ -15,9 +15,10 @@ pub fn sluice() -> Command {
     c
 }
 
-/// The compile cache directory used by tests.
+/// The compile cache directory used by tests: the user's default one (entries are keyed by
+/// plugin sha256 and engine, so sharing is safe), which the SDK harness also uses.
 pub fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+    sluice_host::engine::default_cache_dir().unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"))
 }
 
 /// A runtime for library-level tests, sharing the suite's cache.
