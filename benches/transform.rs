@@ -28,9 +28,21 @@ fn lineitem_like(rows: usize) -> RecordBatch {
     };
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values((0..rows as i64).map(|i| i * 4))),
-        Arc::new(Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 50 + 1) as i128 * 100)).with_precision_and_scale(15, 2).unwrap()),
-        Arc::new(Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 10_000_000) as i128)).with_precision_and_scale(15, 2).unwrap()),
-        Arc::new(Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 11) as i128)).with_precision_and_scale(15, 2).unwrap()),
+        Arc::new(
+            Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 50 + 1) as i128 * 100))
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        ),
+        Arc::new(
+            Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 10_000_000) as i128))
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        ),
+        Arc::new(
+            Decimal128Array::from_iter_values((0..rows).map(|_| (next() % 11) as i128))
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        ),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -50,19 +62,28 @@ fn transform(c: &mut Criterion) {
     let rt = Runtime::new(RuntimeOptions::with_default_cache()).unwrap();
     let filter = rt.load_plugin(Path::new(art::FILTER)).unwrap();
     let passthrough = rt.load_plugin(Path::new(art::PASSTHROUGH)).unwrap();
-    let config = vec![("predicate".to_string(), "l_discount between 0.05 and 0.07 and l_quantity < 24".to_string())];
+    let config = vec![(
+        "predicate".to_string(),
+        "l_discount between 0.05 and 0.07 and l_quantity < 24".to_string(),
+    )];
     for rows in [8_192usize, 65_536, 262_144] {
         let b = lineitem_like(rows);
         let mut g = c.benchmark_group(format!("transform/filter/{rows}"));
         g.throughput(Throughput::Elements(rows as u64));
-        g.bench_function(BenchmarkId::new("native", rows), |bench| bench.iter(|| native_filter(&b)));
+        g.bench_function(BenchmarkId::new("native", rows), |bench| {
+            bench.iter(|| native_filter(&b))
+        });
         let mut t = filter.open(&config, &b.schema(), None, &Default::default()).unwrap();
-        g.bench_function(BenchmarkId::new("wasm", rows), |bench| bench.iter(|| t.process(&b).unwrap()));
+        g.bench_function(BenchmarkId::new("wasm", rows), |bench| {
+            bench.iter(|| t.process(&b).unwrap())
+        });
         g.finish();
         let mut g = c.benchmark_group(format!("transform/passthrough/{rows}"));
         g.throughput(Throughput::Elements(rows as u64));
         let mut t = passthrough.open(&[], &b.schema(), None, &Default::default()).unwrap();
-        g.bench_function(BenchmarkId::new("wasm", rows), |bench| bench.iter(|| t.process(&b).unwrap()));
+        g.bench_function(BenchmarkId::new("wasm", rows), |bench| {
+            bench.iter(|| t.process(&b).unwrap())
+        });
         g.finish();
     }
     let b = lineitem_like(8);

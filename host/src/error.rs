@@ -56,7 +56,10 @@ pub enum Error {
 impl Error {
     /// An I/O error while doing `what` on `path`.
     pub fn io(what: &str, path: &Path, source: std::io::Error) -> Self {
-        Error::Io { context: format!("failed to {what} `{}`", path.display()), source }
+        Error::Io {
+            context: format!("failed to {what} `{}`", path.display()),
+            source,
+        }
     }
 
     /// A usage error with the given message.
@@ -71,16 +74,25 @@ impl Error {
 
     /// A plugin error for plugin `plugin`.
     pub fn plugin(plugin: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Plugin { plugin: plugin.into(), message: msg.into() }
+        Error::Plugin {
+            plugin: plugin.into(),
+            message: msg.into(),
+        }
     }
 
     /// The same error (same category and exit code) with `prefix` before its message.
     pub fn prefixed(self, prefix: &str) -> Self {
         match self {
-            Error::Io { context, source } => Error::Io { context: format!("{prefix}{context}"), source },
+            Error::Io { context, source } => Error::Io {
+                context: format!("{prefix}{context}"),
+                source,
+            },
             Error::Usage(m) => Error::Usage(format!("{prefix}{m}")),
             Error::Quality(m) => Error::Quality(format!("{prefix}{m}")),
-            Error::Plugin { plugin, message } => Error::Plugin { plugin, message: format!("{prefix}{message}") },
+            Error::Plugin { plugin, message } => Error::Plugin {
+                plugin,
+                message: format!("{prefix}{message}"),
+            },
             Error::Input(m) => Error::Input(format!("{prefix}{m}")),
         }
     }

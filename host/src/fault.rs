@@ -33,12 +33,18 @@ mod imp {
     pub fn faults() -> &'static [Fault] {
         static F: OnceLock<Vec<Fault>> = OnceLock::new();
         F.get_or_init(|| {
-            let Ok(spec) = std::env::var("SLUICE_FAULT") else { return Vec::new() };
+            let Ok(spec) = std::env::var("SLUICE_FAULT") else {
+                return Vec::new();
+            };
             spec.split(',')
                 .filter_map(|f| {
                     let (kind, rest) = f.trim().split_once('@')?;
                     let (point, n) = rest.split_once(':')?;
-                    Some(Fault { kind: kind.into(), point: point.into(), n: n.parse().ok()? })
+                    Some(Fault {
+                        kind: kind.into(),
+                        point: point.into(),
+                        n: n.parse().ok()?,
+                    })
                 })
                 .collect()
         })
@@ -68,7 +74,13 @@ pub fn point(name: &str, chunk: u64) -> Result<()> {
                         libc::kill(libc::getpid(), libc::SIGKILL);
                     }
                 }
-                "fail" => return Err(injected(libc::EIO, &format!("reach `{name}` of chunk {chunk} in"), Path::new("(injected)"))),
+                "fail" => {
+                    return Err(injected(
+                        libc::EIO,
+                        &format!("reach `{name}` of chunk {chunk} in"),
+                        Path::new("(injected)"),
+                    ));
+                }
                 _ => {}
             }
         }

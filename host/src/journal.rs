@@ -88,8 +88,18 @@ impl Journal {
         let line = serde_json::to_string(&header).expect("header serializes");
         // Atomic: the journal either does not exist or holds its header, never half of it.
         crate::outdir::write_atomic(path, format!("{line}\n").as_bytes())?;
-        let file = OpenOptions::new().append(true).read(true).open(path).map_err(|e| Error::io("open", path, e))?;
-        Ok(Journal { file, path: path.to_path_buf(), last_digest: crate::digest::blake3_bytes(line.as_bytes()), header, chunks: Vec::new() })
+        let file = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            last_digest: crate::digest::blake3_bytes(line.as_bytes()),
+            header,
+            chunks: Vec::new(),
+        })
     }
 
     /// Open an existing journal: verify the chain, drop a torn last line.
@@ -97,14 +107,18 @@ impl Journal {
     /// # Errors
     /// A usage error naming the line if the journal is corrupt anywhere but its tail.
     pub fn open(path: &Path) -> Result<Journal> {
-        let mut file =
-            OpenOptions::new().read(true).append(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
         let mut text = Vec::new();
         file.read_to_end(&mut text).map_err(|e| Error::io("read", path, e))?;
         let parsed = parse(path, &text)?;
         if parsed.good_len < text.len() {
             tracing::warn!(journal = %path.display(), "dropping a torn last journal line (a crash during its append)");
-            file.set_len(parsed.good_len as u64).map_err(|e| Error::io("truncate", path, e))?;
+            file.set_len(parsed.good_len as u64)
+                .map_err(|e| Error::io("truncate", path, e))?;
             file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
         }
         file.seek(SeekFrom::End(0)).map_err(|e| Error::io("seek", path, e))?;
@@ -177,7 +191,9 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Parsed> {
     while pos < text.len() {
         n += 1;
         // No newline: the append was cut short by a crash. Not committed.
-        let Some(end) = text[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i) else { break };
+        let Some(end) = text[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i) else {
+            break;
+        };
         let line = &text[pos..end];
         let is_last = end + 1 == text.len();
         let value: serde_json::Value = match serde_json::from_slice(line) {
@@ -188,17 +204,26 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Parsed> {
         if n == 1 {
             let h: Header = serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad header ({e})")))?;
             if h.journal_version != JOURNAL_VERSION {
-                return Err(corrupt(n, &format!("journal version {} is not {JOURNAL_VERSION}", h.journal_version)));
+                return Err(corrupt(
+                    n,
+                    &format!("journal version {} is not {JOURNAL_VERSION}", h.journal_version),
+                ));
             }
             header = Some(h);
         } else {
             let c: ChunkEntry =
                 serde_json::from_value(value).map_err(|e| corrupt(n, &format!("bad chunk line ({e})")))?;
             if c.prev != last_digest {
-                return Err(corrupt(n, "the hash chain is broken (a line was edited, removed or reordered)"));
+                return Err(corrupt(
+                    n,
+                    "the hash chain is broken (a line was edited, removed or reordered)",
+                ));
             }
             if c.chunk != chunks.len() as u64 {
-                return Err(corrupt(n, &format!("expected chunk {} but found chunk {}", chunks.len(), c.chunk)));
+                return Err(corrupt(
+                    n,
+                    &format!("expected chunk {} but found chunk {}", chunks.len(), c.chunk),
+                ));
             }
             chunks.push(c);
         }
@@ -209,7 +234,12 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Parsed> {
     let Some(header) = header else {
         return Err(corrupt(1, "no header line"));
     };
-    Ok(Parsed { header, chunks, last_digest, good_len })
+    Ok(Parsed {
+        header,
+        chunks,
+        last_digest,
+        good_len,
+    })
 }
 
 #[cfg(test)]
@@ -252,7 +282,9 @@ mod tests {
         let parsed = parse(&p, &torn).unwrap();
         assert_eq!((parsed.chunks.len(), parsed.good_len), (3, text.len()));
         // An edit in the middle breaks the chain, naming the line after it.
-        let edited = String::from_utf8(text).unwrap().replacen("\"rows_out\":10", "\"rows_out\":11", 1);
+        let edited = String::from_utf8(text)
+            .unwrap()
+            .replacen("\"rows_out\":10", "\"rows_out\":11", 1);
         let err = parse(&p, edited.as_bytes()).err().unwrap().to_string();
         assert!(err.contains("corrupt at line 3"), "{err}");
     }

@@ -43,7 +43,10 @@ pub fn inspect(root: &Path) -> Result<Existing> {
         return Ok(Existing::Empty);
     }
     if !root.is_dir() {
-        return Err(Error::usage(format!("output `{}` exists and is not a directory", root.display())));
+        return Err(Error::usage(format!(
+            "output `{}` exists and is not a directory",
+            root.display()
+        )));
     }
     let mut entries = std::fs::read_dir(root).map_err(|e| Error::io("list", root, e))?;
     if entries.next().is_none() {
@@ -85,7 +88,10 @@ impl OutputDir {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
         }
         // Leftovers of an attempt that died before its journal existed.
-        for e in std::fs::read_dir(&dir.data).map_err(|e| Error::io("list", &dir.data, e))?.flatten() {
+        for e in std::fs::read_dir(&dir.data)
+            .map_err(|e| Error::io("list", &dir.data, e))?
+            .flatten()
+        {
             std::fs::remove_file(e.path()).map_err(|err| Error::io("remove", &e.path(), err))?;
         }
         let journal = Journal::create(&root.join("_sluice").join("journal.jsonl"), action_key, job_key)?;
@@ -94,7 +100,11 @@ impl OutputDir {
 
     /// The layout of an existing directory.
     pub fn at(root: &Path) -> OutputDir {
-        OutputDir { root: root.to_path_buf(), data: root.join("data"), state_dir: root.join("_sluice").join("state") }
+        OutputDir {
+            root: root.to_path_buf(),
+            data: root.join("data"),
+            state_dir: root.join("_sluice").join("state"),
+        }
     }
 
     /// The directory's path.
@@ -143,7 +153,9 @@ impl OutputDir {
 
     /// Load the chain state saved after the last committed chunk.
     pub fn load_state(&self, journal: &Journal) -> Result<Option<Vec<Vec<u8>>>> {
-        let Some(address) = journal.chunks.last().and_then(|c| c.state.clone()) else { return Ok(None) };
+        let Some(address) = journal.chunks.last().and_then(|c| c.state.clone()) else {
+            return Ok(None);
+        };
         let path = self.state_dir.join(address.trim_start_matches("blake3:"));
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read plugin state", &path, e))?;
         if digest::blake3_bytes(&bytes) != address {
@@ -152,7 +164,9 @@ impl OutputDir {
                 path.display()
             )));
         }
-        decode_states(&bytes).map(Some).ok_or_else(|| Error::usage(format!("plugin state `{}` is malformed", path.display())))
+        decode_states(&bytes)
+            .map(Some)
+            .ok_or_else(|| Error::usage(format!("plugin state `{}` is malformed", path.display())))
     }
 
     /// Save the chain state; returns its content address.
@@ -247,21 +261,26 @@ impl PartWriter {
     }
 
     /// Finish and fsync the file, rename it into place, fsync the directory.
-    pub fn commit(mut self) -> Result<CommittedPart> {
+    pub fn commit(self) -> Result<CommittedPart> {
+        self.finish()?.commit()
+    }
+
+    /// The first half of [`PartWriter::commit`]: finish and fsync the temporary file.
+    ///
+    /// Parallel runs finish parts on worker threads and commit them in chunk order.
+    pub fn finish(mut self) -> Result<FinishedPart> {
         fault::point("part_written", self.chunk)?;
         let stats = self.sink.take().expect("open sink").finish()?;
         fault::point("part_synced", self.chunk)?;
-        let dest = self.dir.join(&self.name);
-        std::fs::rename(&self.tmp, &dest).map_err(|e| Error::io("rename into", &dest, e))?;
-        fault::point("part_renamed", self.chunk)?;
-        sync_dir(&self.dir)?;
-        fault::point("dir_synced", self.chunk)?;
-        Ok(CommittedPart {
-            file: format!("data/{}", self.name),
+        Ok(FinishedPart {
+            tmp: std::mem::take(&mut self.tmp),
+            dir: std::mem::take(&mut self.dir),
+            name: std::mem::take(&mut self.name),
+            chunk: self.chunk,
             rows: self.rows,
             bytes: stats.bytes,
-            output_digest: digest::blake3_file(&dest)?,
             data_digest: self.digest.finish(),
+            renamed: false,
         })
     }
 }
@@ -269,6 +288,45 @@ impl PartWriter {
 impl Drop for PartWriter {
     fn drop(&mut self) {
         if self.sink.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A part whose temporary file is complete and durable, not yet renamed into place.
+pub struct FinishedPart {
+    tmp: PathBuf,
+    dir: PathBuf,
+    name: String,
+    chunk: u64,
+    rows: u64,
+    bytes: u64,
+    data_digest: String,
+    renamed: bool,
+}
+
+impl FinishedPart {
+    /// The second half of [`PartWriter::commit`]: rename into place, fsync the directory.
+    pub fn commit(mut self) -> Result<CommittedPart> {
+        let dest = self.dir.join(&self.name);
+        std::fs::rename(&self.tmp, &dest).map_err(|e| Error::io("rename into", &dest, e))?;
+        self.renamed = true;
+        fault::point("part_renamed", self.chunk)?;
+        sync_dir(&self.dir)?;
+        fault::point("dir_synced", self.chunk)?;
+        Ok(CommittedPart {
+            file: format!("data/{}", self.name),
+            rows: self.rows,
+            bytes: self.bytes,
+            output_digest: digest::blake3_file(&dest)?,
+            data_digest: std::mem::take(&mut self.data_digest),
+        })
+    }
+}
+
+impl Drop for FinishedPart {
+    fn drop(&mut self) {
+        if !self.renamed {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -331,7 +389,10 @@ fn decode_states(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("path has a parent");
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().expect("file name").to_string_lossy()));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().expect("file name").to_string_lossy()
+    ));
     let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     fault::write(&mut f, &tmp, bytes)?;
     fault::fsync(&f, &tmp)?;

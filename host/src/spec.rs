@@ -70,7 +70,10 @@ pub struct PartitionSpec {
 
 impl Default for PartitionSpec {
     fn default() -> Self {
-        PartitionSpec { key: default_key(), kind: default_kind() }
+        PartitionSpec {
+            key: default_key(),
+            kind: default_kind(),
+        }
     }
 }
 
@@ -165,31 +168,44 @@ impl LoadedSpec {
         let raw: toml::Table = toml::from_str(&text).map_err(|e| bad(format!("not valid TOML: {e}")))?;
         match raw.get("version").and_then(|v| v.as_integer()) {
             Some(v) if v == i64::from(SPEC_VERSION) => {}
-            Some(v) => return Err(bad(format!("version {v} is not supported; this sluice reads version {SPEC_VERSION}"))),
+            Some(v) => {
+                return Err(bad(format!(
+                    "version {v} is not supported; this sluice reads version {SPEC_VERSION}"
+                )));
+            }
             None => return Err(bad(format!("missing `version = {SPEC_VERSION}` at the top"))),
         }
         let spec: PipelineSpec = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let lock_path = path.with_file_name("sluice.lock");
         let lock = if lock_path.exists() {
             let t = std::fs::read_to_string(&lock_path).map_err(|e| Error::io("read", &lock_path, e))?;
-            let l: LockFile = toml::from_str(&t)
-                .map_err(|e| Error::usage(format!("lock file `{}`: {e}", lock_path.display())))?;
+            let l: LockFile =
+                toml::from_str(&t).map_err(|e| Error::usage(format!("lock file `{}`: {e}", lock_path.display())))?;
             l.plugins
         } else {
             BTreeMap::new()
         };
-        Ok(LoadedSpec { spec, file: path.to_path_buf(), lock })
+        Ok(LoadedSpec {
+            spec,
+            file: path.to_path_buf(),
+            lock,
+        })
     }
 
     fn base(&self) -> PathBuf {
-        self.file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into())
+        self.file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ".".into())
     }
 
     /// The run for one partition (`None` when the spec has no `{key}` placeholders).
     pub fn resolve(&self, partition: Option<&str>, store: &PluginStore, opts: &ResolveOptions) -> Result<RunSpec> {
         let s = &self.spec;
         let placeholder = format!("{{{}}}", s.partition.key);
-        let uses_partition = s.input.paths.iter().any(|p| p.contains(&placeholder)) || s.output.path.contains(&placeholder);
+        let uses_partition =
+            s.input.paths.iter().any(|p| p.contains(&placeholder)) || s.output.path.contains(&placeholder);
         if uses_partition && partition.is_none() {
             return Err(Error::usage(format!(
                 "pipeline `{}` is partitioned by `{}`; pass --partition VALUE",
@@ -246,7 +262,11 @@ impl LoadedSpec {
         if let Some(d) = &s.input.csv_delimiter {
             source.csv_delimiter = match d.as_bytes() {
                 [b] => *b,
-                _ => return Err(Error::usage(format!("`input.csv_delimiter` must be one byte, got `{d}`"))),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "`input.csv_delimiter` must be one byte, got `{d}`"
+                    )));
+                }
             };
         }
         let mut writer = WriterOptions::default();
@@ -308,7 +328,9 @@ impl LoadedSpec {
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
-                    return Err(Error::usage(format!("{at}: config `{k}` must be a string, number or boolean, got `{other}`")));
+                    return Err(Error::usage(format!(
+                        "{at}: config `{k}` must be a string, number or boolean, got `{other}`"
+                    )));
                 }
             };
             config.push((k.clone(), v));
@@ -316,15 +338,24 @@ impl LoadedSpec {
         let mut secret_keys = Vec::new();
         for (k, env) in &p.secrets {
             if p.config.contains_key(k) {
-                return Err(Error::usage(format!("{at}: `{k}` is both in `config` and in `secrets`; keep it in `secrets` only")));
+                return Err(Error::usage(format!(
+                    "{at}: `{k}` is both in `config` and in `secrets`; keep it in `secrets` only"
+                )));
             }
             let value = std::env::var(env).map_err(|_| {
-                Error::usage(format!("{at}: secret `{k}` comes from the environment variable `{env}`, which is not set"))
+                Error::usage(format!(
+                    "{at}: secret `{k}` comes from the environment variable `{env}`, which is not set"
+                ))
             })?;
             config.push((k.clone(), value));
             secret_keys.push(k.clone());
         }
-        Ok(PluginSpec { path, config, sha256: pin, secret_keys })
+        Ok(PluginSpec {
+            path,
+            config,
+            sha256: pin,
+            secret_keys,
+        })
     }
 }
 
@@ -339,10 +370,14 @@ pub struct LockFile {
 
 fn validate_partition(p: &PartitionSpec, value: &str) -> Result<()> {
     if value.is_empty() || value.contains(['/', '\\']) || value == "." || value == ".." {
-        return Err(Error::usage(format!("partition `{value}` must be a non-empty name without `/`")));
+        return Err(Error::usage(format!(
+            "partition `{value}` must be a non-empty name without `/`"
+        )));
     }
     if p.kind == "date" && parse_date(value).is_none() {
-        return Err(Error::usage(format!("partition `{value}` is not a date like `2026-11-01` (the spec's partition kind is `date`)")));
+        return Err(Error::usage(format!(
+            "partition `{value}` is not a date like `2026-11-01` (the spec's partition kind is `date`)"
+        )));
     }
     Ok(())
 }
@@ -350,7 +385,11 @@ fn validate_partition(p: &PartitionSpec, value: &str) -> Result<()> {
 /// Parse `YYYY-MM-DD` into days since 1970-01-01.
 pub fn parse_date(s: &str) -> Option<i64> {
     let mut it = s.splitn(3, '-');
-    let (y, m, d): (i64, i64, i64) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+    let (y, m, d): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
     if s.len() != 10 || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
@@ -391,17 +430,27 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 pub fn expand_partitions(text: &str) -> Result<Vec<String>> {
     if let Some((a, b)) = text.split_once("..") {
         let (Some(from), Some(to)) = (parse_date(a.trim()), parse_date(b.trim())) else {
-            return Err(Error::usage(format!("--partitions `{text}`: a range must be two dates, e.g. `2026-11-01..2026-11-07`")));
+            return Err(Error::usage(format!(
+                "--partitions `{text}`: a range must be two dates, e.g. `2026-11-01..2026-11-07`"
+            )));
         };
         if to < from {
-            return Err(Error::usage(format!("--partitions `{text}`: the range ends before it starts")));
+            return Err(Error::usage(format!(
+                "--partitions `{text}`: the range ends before it starts"
+            )));
         }
         if to - from > 100_000 {
-            return Err(Error::usage(format!("--partitions `{text}`: more than 100,000 partitions")));
+            return Err(Error::usage(format!(
+                "--partitions `{text}`: more than 100,000 partitions"
+            )));
         }
         return Ok((from..=to).map(format_date).collect());
     }
-    let parts: Vec<String> = text.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<String> = text
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     if parts.is_empty() {
         return Err(Error::usage("--partitions is empty"));
     }
@@ -429,7 +478,11 @@ mod tests {
     fn unknown_keys_and_versions_are_refused_with_the_file_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pipeline.toml");
-        std::fs::write(&p, "version = 1\nname = \"x\"\n[input]\npaths = [\"a\"]\nfromat = \"csv\"\n[output]\npath = \"o\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "version = 1\nname = \"x\"\n[input]\npaths = [\"a\"]\nfromat = \"csv\"\n[output]\npath = \"o\"\n",
+        )
+        .unwrap();
         let e = LoadedSpec::load(&p).unwrap_err().to_string();
         assert!(e.contains("pipeline.toml") && e.contains("fromat"), "{e}");
         std::fs::write(&p, "version = 2\nname = \"x\"\n").unwrap();

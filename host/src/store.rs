@@ -85,7 +85,11 @@ impl PluginStore {
             description: info.description.clone(),
         };
         let mut index = self.index()?;
-        if let Some(existing) = index.plugins.iter().find(|p| p.name == entry.name && p.version == entry.version) {
+        if let Some(existing) = index
+            .plugins
+            .iter()
+            .find(|p| p.name == entry.name && p.version == entry.version)
+        {
             if existing.sha256 == entry.sha256 {
                 return Ok(entry);
             }
@@ -105,8 +109,13 @@ impl PluginStore {
             crate::outdir::write_atomic(&dest, &bytes)?;
         }
         index.plugins.push(entry.clone());
-        index.plugins.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-        crate::outdir::write_atomic(&self.index_path(), &serde_json::to_vec_pretty(&index).expect("index serializes"))?;
+        index
+            .plugins
+            .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        crate::outdir::write_atomic(
+            &self.index_path(),
+            &serde_json::to_vec_pretty(&index).expect("index serializes"),
+        )?;
         Ok(entry)
     }
 
@@ -121,15 +130,27 @@ impl PluginStore {
             return Err(Error::usage(format!("`{name_version}` is not `name@version`")));
         };
         let index = self.index()?;
-        let found = index.plugins.iter().find(|p| p.name == name && p.version == version).ok_or_else(|| {
-            let known: Vec<String> =
-                index.plugins.iter().filter(|p| p.name == name).map(|p| p.version.clone()).collect();
-            Error::usage(format!(
-                "plugin `{name_version}` is not in the store `{}`{}; add it with `sluice plugin add FILE.wasm`",
-                self.root.display(),
-                if known.is_empty() { String::new() } else { format!(" (stored versions: {})", known.join(", ")) }
-            ))
-        })?;
+        let found = index
+            .plugins
+            .iter()
+            .find(|p| p.name == name && p.version == version)
+            .ok_or_else(|| {
+                let known: Vec<String> = index
+                    .plugins
+                    .iter()
+                    .filter(|p| p.name == name)
+                    .map(|p| p.version.clone())
+                    .collect();
+                Error::usage(format!(
+                    "plugin `{name_version}` is not in the store `{}`{}; add it with `sluice plugin add FILE.wasm`",
+                    self.root.display(),
+                    if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (stored versions: {})", known.join(", "))
+                    }
+                ))
+            })?;
         Ok((found.sha256.clone(), self.artifact_path(&found.sha256)))
     }
 
@@ -140,6 +161,8 @@ impl PluginStore {
     }
 
     fn artifact_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("sha256").join(format!("{}.wasm", sha256.trim_start_matches("sha256:")))
+        self.root
+            .join("sha256")
+            .join(format!("{}.wasm", sha256.trim_start_matches("sha256:")))
     }
 }

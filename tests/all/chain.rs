@@ -15,8 +15,22 @@ fn filter_then_derive_chain_with_scoped_config() {
     let a = sluice()
         .args(["run", "--input"])
         .arg(&input)
-        .args(["--plugin", art::FILTER, "--config", "predicate=discount between 0.02 and 0.05 and qty is not null"])
-        .args(["--plugin", art::DERIVE, "--config", "name=revenue", "--config", "expr=price * discount", "--config", "type=decimal(18,4)"])
+        .args([
+            "--plugin",
+            art::FILTER,
+            "--config",
+            "predicate=discount between 0.02 and 0.05 and qty is not null",
+        ])
+        .args([
+            "--plugin",
+            art::DERIVE,
+            "--config",
+            "name=revenue",
+            "--config",
+            "expr=price * discount",
+            "--config",
+            "type=decimal(18,4)",
+        ])
         .arg("--output")
         .arg(&out)
         .assert()
@@ -27,10 +41,17 @@ fn filter_then_derive_chain_with_scoped_config() {
     let b = output_batch(&out);
     // discount = i % 10 hundredths: rows 2,3,4,5 qualify; row 3 has a null qty.
     assert_eq!(b.num_rows(), 3);
-    let ids: Vec<i64> = b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+    let ids: Vec<i64> = b
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .values()
+        .to_vec();
     assert_eq!(ids, vec![2, 4, 5]);
     let rev = b.column_by_name("revenue").unwrap().as_primitive::<Decimal128Type>();
-    assert_eq!(arrow::array::Array::data_type(rev), &arrow::datatypes::DataType::Decimal128(18, 4));
+    assert_eq!(
+        arrow::array::Array::data_type(rev),
+        &arrow::datatypes::DataType::Decimal128(18, 4)
+    );
     // price row 2 = 124.68, discount 0.02 -> 2.4936
     assert_eq!(rev.value(0), 24_936);
     assert!(out.join("_SUCCESS").exists());
@@ -68,13 +89,22 @@ fn chunks_split_rows_exactly_and_output_is_deterministic() {
             .arg(&out)
             .assert()
             .success();
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
         let parts = m["chunks"].as_array().unwrap();
         assert_eq!(parts.len(), 4, "50 rows in chunks of 15");
         let rows: Vec<u64> = parts.iter().map(|p| p["rows_out"].as_u64().unwrap()).collect();
         assert_eq!(rows, vec![15, 15, 15, 5]);
-        digests.push(parts.iter().map(|p| p["output_digest"].as_str().unwrap().to_string()).collect::<Vec<_>>());
-        assert_eq!(output_batch(&out), arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap());
+        digests.push(
+            parts
+                .iter()
+                .map(|p| p["output_digest"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            output_batch(&out),
+            arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+        );
     }
     assert_eq!(digests[0], digests[1], "same inputs give byte-identical parts");
 }
@@ -89,12 +119,87 @@ fn an_output_directory_with_foreign_files_is_refused_without_overwrite() {
     std::fs::write(out.join("notes.txt"), "precious").unwrap();
     let run = || {
         let mut c = sluice();
-        c.args(["run", "--input"]).arg(&input).args(["--plugin", art::PASSTHROUGH, "--output"]).arg(&out);
+        c.args(["run", "--input"])
+            .arg(&input)
+            .args(["--plugin", art::PASSTHROUGH, "--output"])
+            .arg(&out);
         c
     };
-    run().assert().code(2).stderr(predicates::str::contains("files that sluice did not write"));
+    run()
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("files that sluice did not write"));
     assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "precious");
     run().arg("--overwrite").assert().success();
     assert!(out.join("_SUCCESS").exists());
     assert!(!out.join("notes.txt").exists(), "--overwrite replaces the directory");
+}
+
+/// Parallel runs: stateless chains run chunks on several workers, stateful ones on one.
+/// Output files, digests and the whole journal (fuel included) must not depend on the
+/// number of threads.
+#[test]
+fn output_and_journal_do_not_depend_on_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    let batches: Vec<RecordBatch> = (0..9).map(|_| orders()).collect();
+    write_parquet(&input, &batches);
+    let chains: [&[&str]; 2] = [
+        &[
+            "--plugin",
+            art::FILTER,
+            "--config",
+            "predicate=qty > 2",
+            "--plugin",
+            art::MASK,
+            "--config",
+            "columns=email",
+        ],
+        &[
+            "--plugin",
+            art::DEDUPE,
+            "--config",
+            "key=id,discount",
+            "--plugin",
+            art::PASSTHROUGH,
+        ],
+    ];
+    for (c, chain) in chains.iter().enumerate() {
+        let mut seen: Option<(Vec<(String, Vec<u8>)>, serde_json::Value)> = None;
+        for threads in ["1", "2", "5"] {
+            let out = dir.path().join(format!("out-{c}-{threads}"));
+            sluice()
+                .env("SLUICE_THREADS", threads)
+                .args(["run", "--chunk-rows", "7", "--batch-rows", "3", "--input"])
+                .arg(&input)
+                .args(*chain)
+                .arg("--output")
+                .arg(&out)
+                .assert()
+                .success();
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.join("data"))
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            files.sort();
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
+            let record =
+                serde_json::json!({ "chunks": m["chunks"], "root": m["root_digest"], "head": m["journal_head"] });
+            assert!(files.len() > 5, "several chunks");
+            match &seen {
+                None => seen = Some((files, record)),
+                Some((f, r)) => {
+                    assert!(*f == files, "chain {c}: parts differ with {threads} threads");
+                    assert_eq!(*r, record, "chain {c}: journal differs with {threads} threads");
+                }
+            }
+        }
+    }
 }

@@ -18,8 +18,18 @@ fn native_and_wasm_runs_give_identical_batches() {
     let batches = input();
     let schema = batches[0].schema();
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        (art::FILTER, vec![("predicate", "discount between 0.02 and 0.06 and email is not null")]),
-        (art::DERIVE, vec![("name", "revenue"), ("expr", "price * discount"), ("type", "decimal(18,4)")]),
+        (
+            art::FILTER,
+            vec![("predicate", "discount between 0.02 and 0.06 and email is not null")],
+        ),
+        (
+            art::DERIVE,
+            vec![
+                ("name", "revenue"),
+                ("expr", "price * discount"),
+                ("type", "decimal(18,4)"),
+            ],
+        ),
         (art::MASK, vec![("columns", "email")]),
         (art::DEDUPE, vec![("key", "id")]),
     ];
@@ -32,7 +42,10 @@ fn native_and_wasm_runs_give_identical_batches() {
         }
         .unwrap();
         let wasm_out = run_wasm(wasm, &config, Arc::clone(&schema), &batches).unwrap();
-        assert!(native.iter().map(|b| b.num_rows()).sum::<usize>() > 0, "{wasm}: the case must produce rows");
+        assert!(
+            native.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+            "{wasm}: the case must produce rows"
+        );
         assert_batches_eq(&native, &wasm_out);
     }
 }

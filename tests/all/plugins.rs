@@ -16,7 +16,13 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     std::fs::write(&csv, CSV).unwrap();
     // Parquet with the schema the CSV reader infers, so both inputs give the same answers.
     let out = dir.join("tmp-out");
-    sluice().args(["run", "--input"]).arg(&csv).args(["--plugin", art::PASSTHROUGH, "--output"]).arg(&out).assert().success();
+    sluice()
+        .args(["run", "--input"])
+        .arg(&csv)
+        .args(["--plugin", art::PASSTHROUGH, "--output"])
+        .arg(&out)
+        .assert()
+        .success();
     let pq = dir.join("cities.parquet");
     write_parquet(&pq, &read_output(&out));
     vec![csv, pq]
@@ -40,17 +46,37 @@ fn passthrough_filter_select_on_csv_and_parquet() {
         assert_eq!(b.num_rows(), 5);
         assert_eq!(b.num_columns(), 4);
 
-        let b = run(input, &dir.path().join(format!("f{i}")), art::FILTER, &["predicate=amount >= 3.25 and city = 'Lyon'"]);
+        let b = run(
+            input,
+            &dir.path().join(format!("f{i}")),
+            art::FILTER,
+            &["predicate=amount >= 3.25 and city = 'Lyon'"],
+        );
         assert_eq!(b.num_rows(), 2, "{input:?}");
 
-        let b = run(input, &dir.path().join(format!("d{i}")), art::FILTER, &["predicate=day >= date '2024-01-03'"]);
+        let b = run(
+            input,
+            &dir.path().join(format!("d{i}")),
+            art::FILTER,
+            &["predicate=day >= date '2024-01-03'"],
+        );
         assert_eq!(b.num_rows(), 2, "{input:?}");
 
         // SQL null semantics: the row with a null city matches neither `=` nor `!=`.
-        let b = run(input, &dir.path().join(format!("n{i}")), art::FILTER, &["predicate=city != 'Lyon'"]);
+        let b = run(
+            input,
+            &dir.path().join(format!("n{i}")),
+            art::FILTER,
+            &["predicate=city != 'Lyon'"],
+        );
         assert_eq!(b.num_rows(), 2, "{input:?}");
 
-        let b = run(input, &dir.path().join(format!("s{i}")), art::SELECT, &["columns=amount, id as customer"]);
+        let b = run(
+            input,
+            &dir.path().join(format!("s{i}")),
+            art::SELECT,
+            &["columns=amount, id as customer"],
+        );
         let names: Vec<&str> = b.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, vec!["amount", "customer"]);
     }
@@ -60,22 +86,39 @@ fn passthrough_filter_select_on_csv_and_parquet() {
 fn derive_mask_dedupe_on_csv_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
     for (i, input) in inputs(dir.path()).iter().enumerate() {
-        let b = run(input, &dir.path().join(format!("v{i}")), art::DERIVE, &["name=double", "expr=(amount + 1) * 2"]);
-        let v = b.column_by_name("double").unwrap().as_primitive::<arrow::datatypes::Float64Type>();
+        let b = run(
+            input,
+            &dir.path().join(format!("v{i}")),
+            art::DERIVE,
+            &["name=double", "expr=(amount + 1) * 2"],
+        );
+        let v = b
+            .column_by_name("double")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>();
         assert_eq!(v.value(0), 23.0);
         assert_eq!(v.value(1), 8.5);
 
         let b = run(input, &dir.path().join(format!("m{i}")), art::MASK, &["columns=city"]);
         let col = b.column_by_name("city").unwrap();
         let hashed: Vec<Option<String>> = match col.data_type() {
-            arrow::datatypes::DataType::Utf8View => col.as_string_view().iter().map(|s| s.map(str::to_string)).collect(),
+            arrow::datatypes::DataType::Utf8View => {
+                col.as_string_view().iter().map(|s| s.map(str::to_string)).collect()
+            }
             _ => col.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect(),
         };
-        assert_eq!(hashed[0].as_deref(), Some(hex::encode(Sha256::digest(b"Lyon")).as_str()));
+        assert_eq!(
+            hashed[0].as_deref(),
+            Some(hex::encode(Sha256::digest(b"Lyon")).as_str())
+        );
         assert!(col.is_null(3), "a null stays null");
 
         let b = run(input, &dir.path().join(format!("u{i}")), art::DEDUPE, &["key=id"]);
-        let ids: Vec<i64> = b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        let ids: Vec<i64> = b
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![1, 2, 3], "first occurrence of each key, in order");
     }
 }
@@ -128,7 +171,14 @@ fn inspect_reports_name_version_abi_and_sha256() {
     let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
     assert_eq!(v["name"], "filter");
     assert_eq!(v["abi_version"], "1.0.0");
-    let want = format!("sha256:{}", hex::encode(Sha256::digest(std::fs::read(art::FILTER).unwrap())));
+    let want = format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(std::fs::read(art::FILTER).unwrap()))
+    );
     assert_eq!(v["sha256"], want);
-    sluice().args(["inspect", art::MASK]).assert().success().stdout(predicates::str::contains("name:        mask"));
+    sluice()
+        .args(["inspect", art::MASK])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("name:        mask"));
 }

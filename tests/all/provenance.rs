@@ -13,7 +13,10 @@ fn manifest(out: &Path) -> serde_json::Value {
 
 fn sha(path: &str) -> String {
     use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())))
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    )
 }
 
 fn run_orders(dir: &Path, out: &Path) {
@@ -46,8 +49,15 @@ fn two_runs_give_identical_bytes_and_identical_records_except_timings() {
     assert_eq!(ma, mb);
     for c in ma["chunks"].as_array().unwrap() {
         let f = c["file"].as_str().unwrap();
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
-        assert!(c["fuel"][0].as_u64().unwrap() > 0, "fuel is recorded for every chunk the first plugin saw");
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+        assert!(
+            c["fuel"][0].as_u64().unwrap() > 0,
+            "fuel is recorded for every chunk the first plugin saw"
+        );
     }
     assert!(ma["action_key"].as_str().unwrap().starts_with("blake3:"));
     assert!(ma["plugins"][0]["sha256"].as_str().unwrap().starts_with("sha256:"));
@@ -70,7 +80,10 @@ fn replay_matches_an_untouched_run_and_names_a_changed_input() {
         .arg(&out)
         .assert()
         .code(5)
-        .stderr(predicates::str::contains(format!("input `{}` changed since the run", input.display())));
+        .stderr(predicates::str::contains(format!(
+            "input `{}` changed since the run",
+            input.display()
+        )));
 }
 
 #[test]
@@ -123,7 +136,13 @@ fn partitioned(dir: &Path, pins: bool) -> PathBuf {
         }
         std::fs::write(d.join("orders.csv"), csv).unwrap();
     }
-    let pin = |p: &str| if pins { format!("sha256 = \"{}\"\n", sha(p)) } else { String::new() };
+    let pin = |p: &str| {
+        if pins {
+            format!("sha256 = \"{}\"\n", sha(p))
+        } else {
+            String::new()
+        }
+    };
     let spec = format!(
         "version = 1\nname = \"daily\"\n[partition]\nkey = \"date\"\n[input]\npaths = [\"in/{{date}}/*.csv\"]\n\
          [[plugins]]\npath = \"{}\"\n{}config = {{ predicate = \"amount >= 3\" }}\n[output]\npath = \"out/{{date}}\"\n",
@@ -140,7 +159,12 @@ fn pipeline_spec_runs_a_partition_and_backfill_skips_what_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let spec = partitioned(dir.path(), true);
     for day in ["2026-11-02", "2026-11-05"] {
-        let a = sluice().arg("run").arg(&spec).args(["--partition", day, "--run-id", "manual-1"]).assert().success();
+        let a = sluice()
+            .arg("run")
+            .arg(&spec)
+            .args(["--partition", day, "--run-id", "manual-1"])
+            .assert()
+            .success();
         assert_eq!(summary(&a.get_output().stdout)["status"], "ok");
     }
     let m = manifest(&dir.path().join("out/2026-11-02"));
@@ -149,11 +173,20 @@ fn pipeline_spec_runs_a_partition_and_backfill_skips_what_is_done() {
     assert_eq!(m["context"]["run_id"], "manual-1");
 
     let backfill = || {
-        let a = sluice().arg("backfill").arg(&spec).args(["--partitions", "2026-11-01..2026-11-07"]).assert().success();
+        let a = sluice()
+            .arg("backfill")
+            .arg(&spec)
+            .args(["--partitions", "2026-11-01..2026-11-07"])
+            .assert()
+            .success();
         summary(&a.get_output().stdout)
     };
     let s = backfill();
-    assert_eq!((s["partitions"].as_u64(), s["ran"].as_u64(), s["skipped"].as_u64()), (Some(7), Some(5), Some(2)), "{s}");
+    assert_eq!(
+        (s["partitions"].as_u64(), s["ran"].as_u64(), s["skipped"].as_u64()),
+        (Some(7), Some(5), Some(2)),
+        "{s}"
+    );
     let s = backfill();
     assert_eq!((s["ran"].as_u64(), s["skipped"].as_u64()), (Some(0), Some(7)), "{s}");
     // One partition's input changes: exactly that one is reprocessed.
@@ -176,13 +209,21 @@ fn backfill_reports_failed_partitions_and_finishes_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let spec = partitioned(dir.path(), true);
     std::fs::remove_dir_all(dir.path().join("in/2026-11-04")).unwrap();
-    let a = sluice().arg("backfill").arg(&spec).args(["--partitions", "2026-11-03..2026-11-05"]).assert().code(5);
+    let a = sluice()
+        .arg("backfill")
+        .arg(&spec)
+        .args(["--partitions", "2026-11-03..2026-11-05"])
+        .assert()
+        .code(5);
     let s = summary(&a.get_output().stdout);
     assert_eq!(s["failed"], 1, "{s}");
     assert!(dir.path().join("out/2026-11-03/_SUCCESS").exists());
     assert!(dir.path().join("out/2026-11-05/_SUCCESS").exists());
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-    assert!(err.contains("1 of 3 partitions failed") && err.contains("2026-11-04"), "{err}");
+    assert!(
+        err.contains("1 of 3 partitions failed") && err.contains("2026-11-04"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -197,9 +238,16 @@ fn pins_are_required_and_checked_before_compiling() {
         .code(2)
         .stderr(predicates::str::contains("has no `sha256` pin"))
         .stderr(predicates::str::contains(sha(art::FILTER)));
-    sluice().arg("run").arg(&spec).args(["--partition", "2026-11-01", "--allow-unpinned"]).assert().success();
+    sluice()
+        .arg("run")
+        .arg(&spec)
+        .args(["--partition", "2026-11-01", "--allow-unpinned"])
+        .assert()
+        .success();
     let wrong = format!("sha256 = \"{}\"\n", sha(art::PASSTHROUGH));
-    let text = std::fs::read_to_string(&spec).unwrap().replace("config =", &format!("{wrong}config ="));
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("config =", &format!("{wrong}config ="));
     std::fs::write(&spec, text).unwrap();
     sluice()
         .arg("run")
@@ -207,8 +255,15 @@ fn pins_are_required_and_checked_before_compiling() {
         .args(["--partition", "2026-11-02"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains(format!("found {} but expected {}", sha(art::FILTER), sha(art::PASSTHROUGH))));
-    assert!(!dir.path().join("out/2026-11-02").exists(), "nothing is written for a refused pin");
+        .stderr(predicates::str::contains(format!(
+            "found {} but expected {}",
+            sha(art::FILTER),
+            sha(art::PASSTHROUGH)
+        )));
+    assert!(
+        !dir.path().join("out/2026-11-02").exists(),
+        "nothing is written for a refused pin"
+    );
 }
 
 #[test]
@@ -216,9 +271,10 @@ fn secrets_reach_the_plugin_but_never_the_record_logs_or_output() {
     let dir = tempfile::tempdir().unwrap();
     let spec = partitioned(dir.path(), true);
     let secret = "amount >= 40 and id != 987654321";
-    let text = std::fs::read_to_string(&spec)
-        .unwrap()
-        .replace("config = { predicate = \"amount >= 3\" }", "secrets = { predicate = \"ORDERS_PREDICATE\" }");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "config = { predicate = \"amount >= 3\" }",
+        "secrets = { predicate = \"ORDERS_PREDICATE\" }",
+    );
     std::fs::write(&spec, text).unwrap();
     let a = sluice()
         .env("ORDERS_PREDICATE", secret)
@@ -252,17 +308,32 @@ fn secrets_reach_the_plugin_but_never_the_record_logs_or_output() {
 fn plugin_store_versions_use_and_lock() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let a = sluice().args(["plugin", "add", art::FILTER, "--store"]).arg(&store).assert().success();
+    let a = sluice()
+        .args(["plugin", "add", art::FILTER, "--store"])
+        .arg(&store)
+        .assert()
+        .success();
     let stored = summary(&a.get_output().stdout);
     assert_eq!(stored["sha256"], sha(art::FILTER));
     let version = stored["version"].as_str().unwrap().to_string();
-    assert!(store.join("sha256").join(format!("{}.wasm", &sha(art::FILTER)[7..])).exists());
+    assert!(
+        store
+            .join("sha256")
+            .join(format!("{}.wasm", &sha(art::FILTER)[7..]))
+            .exists()
+    );
     // The same name and version with other bytes is refused: versions are immutable.
     let fake = dir.path().join("filter-copy.wasm");
     let mut bytes = std::fs::read(art::FILTER).unwrap();
     bytes.extend_from_slice(b"\0"); // not valid wasm: fails loading, not the version check
     std::fs::write(&fake, bytes).unwrap();
-    sluice().args(["plugin", "add"]).arg(&fake).arg("--store").arg(&store).assert().code(2);
+    sluice()
+        .args(["plugin", "add"])
+        .arg(&fake)
+        .arg("--store")
+        .arg(&store)
+        .assert()
+        .code(2);
 
     let spec = partitioned(dir.path(), true);
     let text = std::fs::read_to_string(&spec).unwrap();
@@ -277,7 +348,19 @@ fn plugin_store_versions_use_and_lock() {
         .assert()
         .success();
     let lock = std::fs::read_to_string(dir.path().join("sluice.lock")).unwrap();
-    assert!(lock.contains(&format!("\"filter@{version}\" = \"{}\"", sha(art::FILTER))), "{lock}");
-    sluice().env("SLUICE_PLUGIN_STORE", &store).arg("run").arg(&spec).args(["--partition", "2026-11-01"]).assert().success();
-    assert_eq!(manifest(&dir.path().join("out/2026-11-01"))["plugins"][0]["sha256"], sha(art::FILTER));
+    assert!(
+        lock.contains(&format!("\"filter@{version}\" = \"{}\"", sha(art::FILTER))),
+        "{lock}"
+    );
+    sluice()
+        .env("SLUICE_PLUGIN_STORE", &store)
+        .arg("run")
+        .arg(&spec)
+        .args(["--partition", "2026-11-01"])
+        .assert()
+        .success();
+    assert_eq!(
+        manifest(&dir.path().join("out/2026-11-01"))["plugins"][0]["sha256"],
+        sha(art::FILTER)
+    );
 }

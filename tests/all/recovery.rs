@@ -36,7 +36,10 @@ fn snapshot(out: &Path) -> (BTreeMap<String, Vec<u8>>, serde_json::Value) {
     let mut files = BTreeMap::new();
     for e in std::fs::read_dir(out.join("data")).unwrap() {
         let e = e.unwrap();
-        files.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap());
+        files.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        );
     }
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
@@ -48,7 +51,10 @@ fn snapshot(out: &Path) -> (BTreeMap<String, Vec<u8>>, serde_json::Value) {
         c.remove("fuel");
         c.remove("prev");
     }
-    (files, serde_json::json!({ "chunks": m["chunks"], "root": m["root_digest"], "key": m["action_key"] }))
+    (
+        files,
+        serde_json::json!({ "chunks": m["chunks"], "root": m["root_digest"], "key": m["action_key"] }),
+    )
 }
 
 fn reference(dir: &Path, input: &Path) -> (BTreeMap<String, Vec<u8>>, serde_json::Value) {
@@ -62,7 +68,11 @@ fn reference(dir: &Path, input: &Path) -> (BTreeMap<String, Vec<u8>>, serde_json
 fn assert_same_as(out: &Path, want: &(BTreeMap<String, Vec<u8>>, serde_json::Value), what: &str) {
     assert!(out.join("_SUCCESS").exists(), "{what}: no _SUCCESS");
     let got = snapshot(out);
-    assert_eq!(got.0.keys().collect::<Vec<_>>(), want.0.keys().collect::<Vec<_>>(), "{what}: files differ");
+    assert_eq!(
+        got.0.keys().collect::<Vec<_>>(),
+        want.0.keys().collect::<Vec<_>>(),
+        "{what}: files differ"
+    );
     for (k, v) in &want.0 {
         assert!(got.0[k] == *v, "{what}: `{k}` is not byte-identical");
     }
@@ -99,7 +109,11 @@ fn sigkill_at_every_protocol_step_then_resume_is_byte_identical() {
         let out = dir.path().join(format!("out-{point}-{k}"));
         let a = cmd(&input, &out).env("SLUICE_FAULT", &what).assert().failure();
         let status = a.get_output().status;
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{what}: the process was not killed");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{what}: the process was not killed"
+        );
         let a = cmd(&input, &out).assert().success();
         let s = summary(&a.get_output().stdout);
         assert!(s["status"] == "ok" || s["status"] == "already_complete", "{what}: {s}");
@@ -130,7 +144,15 @@ fn fifty_random_sigkills_then_resume_is_byte_identical() {
                 .env("SLUICE_CACHE_DIR", cache_dir())
                 .args(["run", "--chunk-rows", CHUNK_ROWS, "--batch-rows", "3", "--input"])
                 .arg(&input)
-                .args(["--plugin", art::DEDUPE, "--config", "key=id,discount", "--plugin", art::PASSTHROUGH, "--output"])
+                .args([
+                    "--plugin",
+                    art::DEDUPE,
+                    "--config",
+                    "key=id,discount",
+                    "--plugin",
+                    art::PASSTHROUGH,
+                    "--output",
+                ])
                 .arg(&out)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
@@ -175,7 +197,11 @@ fn injected_eio_and_enospc_at_each_write_resume_to_the_same_result() {
             }
             assert_eq!(code, Some(1), "{fault}: an I/O error is worth retrying (exit 1)");
             let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-            let expect = if kind.starts_with("enospc") { "No space left" } else { "Input/output error" };
+            let expect = if kind.starts_with("enospc") {
+                "No space left"
+            } else {
+                "Input/output error"
+            };
             assert!(err.contains(expect), "{fault}: {err}");
             cmd(&input, &out).assert().success();
             assert_same_as(&out, &want, &fault);
@@ -192,7 +218,10 @@ fn torn_journal_tail_and_leftover_files_are_cleaned_up() {
     let input = input(dir.path());
     let want = reference(dir.path(), &input);
     let out = dir.path().join("out");
-    cmd(&input, &out).env("SLUICE_FAULT", "kill@journal_synced:2").assert().failure();
+    cmd(&input, &out)
+        .env("SLUICE_FAULT", "kill@journal_synced:2")
+        .assert()
+        .failure();
     let journal = out.join("_sluice/journal.jsonl");
     let mut text = std::fs::read(&journal).unwrap();
     text.extend_from_slice(br#"{"kind":"chunk","chunk":3,"input_ro"#);
@@ -208,23 +237,33 @@ fn a_tampered_committed_chunk_is_detected_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path());
     let out = dir.path().join("out");
-    cmd(&input, &out).env("SLUICE_FAULT", "kill@journal_synced:2").assert().failure();
+    cmd(&input, &out)
+        .env("SLUICE_FAULT", "kill@journal_synced:2")
+        .assert()
+        .failure();
     let part = out.join("data/part-000001.parquet");
     let mut bytes = std::fs::read(&part).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&part, &bytes).unwrap();
-    cmd(&input, &out)
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("committed chunk 1 (`data/part-000001.parquet`) was modified after commit"));
+    cmd(&input, &out).assert().code(2).stderr(predicates::str::contains(
+        "committed chunk 1 (`data/part-000001.parquet`) was modified after commit",
+    ));
     // An edited journal line breaks the hash chain.
     let out2 = dir.path().join("out2");
-    cmd(&input, &out2).env("SLUICE_FAULT", "kill@journal_synced:2").assert().failure();
+    cmd(&input, &out2)
+        .env("SLUICE_FAULT", "kill@journal_synced:2")
+        .assert()
+        .failure();
     let journal = out2.join("_sluice/journal.jsonl");
-    let text = std::fs::read_to_string(&journal).unwrap().replacen("\"rows_out\":", "\"rows_out\":1", 1);
+    let text = std::fs::read_to_string(&journal)
+        .unwrap()
+        .replacen("\"rows_out\":", "\"rows_out\":1", 1);
     std::fs::write(&journal, text).unwrap();
-    cmd(&input, &out2).assert().code(2).stderr(predicates::str::contains("corrupt"));
+    cmd(&input, &out2)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("corrupt"));
 }
 
 #[test]
@@ -247,19 +286,31 @@ fn rerunning_a_finished_run_is_a_noop_and_a_different_job_is_refused() {
             .arg(out);
         c
     };
-    other(&out).assert().code(2).stderr(predicates::str::contains("different job"));
+    other(&out)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("different job"));
     assert_eq!(snapshot(&out), before);
 
     // --overwrite killed half way: the old run is still complete and readable.
-    other(&out).arg("--overwrite").env("SLUICE_FAULT", "kill@journal_synced:2").assert().failure();
+    other(&out)
+        .arg("--overwrite")
+        .env("SLUICE_FAULT", "kill@journal_synced:2")
+        .assert()
+        .failure();
     assert_eq!(snapshot(&out), before);
     assert!(out.join("_SUCCESS").exists());
     // Rerunning the overwrite finishes it and only then replaces the old output.
     other(&out).arg("--overwrite").assert().success();
     assert_ne!(snapshot(&out).1, before.1);
-    let siblings: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(!siblings.iter().any(|s| s.contains("sluice-")), "staging directories are cleaned up: {siblings:?}");
+    let siblings: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !siblings.iter().any(|s| s.contains("sluice-")),
+        "staging directories are cleaned up: {siblings:?}"
+    );
 }
 
 #[test]
@@ -267,14 +318,16 @@ fn changed_input_is_refused_when_resuming() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path());
     let out = dir.path().join("out");
-    cmd(&input, &out).env("SLUICE_FAULT", "kill@journal_synced:1").assert().failure();
+    cmd(&input, &out)
+        .env("SLUICE_FAULT", "kill@journal_synced:1")
+        .assert()
+        .failure();
     let mut b = orders();
     b = b.slice(1, 8);
     write_parquet(&input, &[b]);
-    cmd(&input, &out)
-        .assert()
-        .code(5)
-        .stderr(predicates::str::contains("the input changed since chunk 0 was committed"));
+    cmd(&input, &out).assert().code(5).stderr(predicates::str::contains(
+        "the input changed since chunk 0 was committed",
+    ));
 }
 
 #[test]
@@ -282,7 +335,10 @@ fn input_changed_only_after_the_committed_chunks_resumes_onto_the_new_input() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path());
     let out = dir.path().join("out");
-    cmd(&input, &out).env("SLUICE_FAULT", "kill@journal_synced:1").assert().failure();
+    cmd(&input, &out)
+        .env("SLUICE_FAULT", "kill@journal_synced:1")
+        .assert()
+        .failure();
     // Append rows: chunks 0 and 1 (rows 0..20) keep their input.
     let batches: Vec<RecordBatch> = (0..7).map(|_| orders()).collect();
     write_parquet(&input, &batches);

@@ -25,14 +25,27 @@ fn b1_filter_derive_matches_duckdb() {
         .arg(dir.path())
         .output()
         .expect("`tpchgen-cli` is needed: pip install tpchgen-cli (the README's test command does)");
-    assert!(generated.status.success(), "tpchgen-cli failed: {}", String::from_utf8_lossy(&generated.stderr));
+    assert!(
+        generated.status.success(),
+        "tpchgen-cli failed: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
     let input = dir.path().join("lineitem.parquet");
     let out = dir.path().join("b1");
     sluice()
         .args(["run", "--chunk-rows", "100000", "--input"])
         .arg(&input)
         .args(["--plugin", art::FILTER, "--config", PREDICATE])
-        .args(["--plugin", art::DERIVE, "--config", "name=revenue", "--config", "expr=l_extendedprice * l_discount", "--config", "type=decimal(18,4)"])
+        .args([
+            "--plugin",
+            art::DERIVE,
+            "--config",
+            "name=revenue",
+            "--config",
+            "expr=l_extendedprice * l_discount",
+            "--config",
+            "type=decimal(18,4)",
+        ])
         .arg("--output")
         .arg(&out)
         .assert()
@@ -58,8 +71,15 @@ fn b1_filter_derive_matches_duckdb() {
          WHERE l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24\").fetchall()[0]; print(r[0], r[1])",
         input.display()
     );
-    let duck = Command::new(python()).args(["-c", &sql]).output().expect("python3 with the duckdb package is needed: pip install duckdb");
-    assert!(duck.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&duck.stderr));
+    let duck = Command::new(python())
+        .args(["-c", &sql])
+        .output()
+        .expect("python3 with the duckdb package is needed: pip install duckdb");
+    assert!(
+        duck.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&duck.stderr)
+    );
     let text = String::from_utf8(duck.stdout).unwrap();
     let mut it = text.split_whitespace();
     let want_rows: usize = it.next().unwrap().parse().unwrap();

@@ -18,12 +18,17 @@ pub fn sluice() -> Command {
 /// The compile cache directory used by tests: the user's default one (entries are keyed by
 /// plugin sha256 and engine, so sharing is safe), which the SDK harness also uses.
 pub fn cache_dir() -> PathBuf {
-    sluice_host::engine::default_cache_dir().unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"))
+    sluice_host::engine::default_cache_dir()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"))
 }
 
 /// A runtime for library-level tests, sharing the suite's cache.
 pub fn runtime() -> sluice_host::Runtime {
-    sluice_host::Runtime::new(sluice_host::RuntimeOptions { cache_dir: Some(cache_dir()), ..Default::default() }).unwrap()
+    sluice_host::Runtime::new(sluice_host::RuntimeOptions {
+        cache_dir: Some(cache_dir()),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 /// A small "orders" batch: ints, floats, decimals, strings with nulls, dates.
@@ -39,11 +44,35 @@ pub fn orders() -> RecordBatch {
     let n: i64 = 10;
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from((0..n).map(|i| i % 7).collect::<Vec<i64>>())),
-        Arc::new(Float64Array::from((0..n).map(|i| if i == 3 { None } else { Some(i as f64 * 5.0) }).collect::<Vec<_>>())),
-        Arc::new(Decimal128Array::from((0..n).map(|i| 10_000 + i as i128 * 1_234).collect::<Vec<i128>>()).with_precision_and_scale(15, 2).unwrap()),
-        Arc::new(Decimal128Array::from((0..n).map(|i| (i % 10) as i128).collect::<Vec<i128>>()).with_precision_and_scale(15, 2).unwrap()),
-        Arc::new(StringArray::from((0..n).map(|i| if i == 5 { None } else { Some(format!("user{i}@example.com")) }).collect::<Vec<_>>())),
-        Arc::new(Date32Array::from((0..n).map(|i| 19_000 + i as i32).collect::<Vec<i32>>())),
+        Arc::new(Float64Array::from(
+            (0..n)
+                .map(|i| if i == 3 { None } else { Some(i as f64 * 5.0) })
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            Decimal128Array::from((0..n).map(|i| 10_000 + i as i128 * 1_234).collect::<Vec<i128>>())
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        ),
+        Arc::new(
+            Decimal128Array::from((0..n).map(|i| (i % 10) as i128).collect::<Vec<i128>>())
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        ),
+        Arc::new(StringArray::from(
+            (0..n)
+                .map(|i| {
+                    if i == 5 {
+                        None
+                    } else {
+                        Some(format!("user{i}@example.com"))
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            (0..n).map(|i| 19_000 + i as i32).collect::<Vec<i32>>(),
+        )),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -60,13 +89,19 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) {
 
 /// Read every part of a run's output directory, in order.
 pub fn read_output(out: &Path) -> Vec<RecordBatch> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(out.join("data")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut batches = Vec::new();
     for f in files {
         let file = std::fs::File::open(&f).unwrap();
         if f.extension().is_some_and(|e| e == "parquet") {
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
             batches.extend(r.map(|b| b.unwrap()));
         } else {
             let r = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();

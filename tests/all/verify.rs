@@ -39,21 +39,53 @@ fn verify_passes_untouched_and_names_each_kind_of_damage() {
     let state = std::fs::read_dir(&state_dir).unwrap().next().unwrap().unwrap().path();
     type Damage = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Damage, &str)> = vec![
-        ("part", Box::new(|o: &Path| flip(&o.join("data/part-000001.parquet"))), "`data/part-000001.parquet` changed"),
-        ("missing", Box::new(|o: &Path| std::fs::remove_file(o.join("data/part-000000.parquet")).unwrap()), "`data/part-000000.parquet` is missing"),
-        ("extra", Box::new(|o: &Path| std::fs::write(o.join("data/part-000099.parquet"), b"x").unwrap()), "`data/part-000099.parquet` is not part of the run"),
-        ("manifest", Box::new(|o: &Path| {
-            let p = o.join("_sluice/manifest.json");
-            let t = std::fs::read_to_string(&p).unwrap().replacen("\"rows_out\": ", "\"rows_out\": 1", 1);
-            std::fs::write(p, t).unwrap();
-        }), "manifest.json` lists other chunks"),
-        ("journal", Box::new(|o: &Path| {
-            let p = o.join("_sluice/journal.jsonl");
-            let t = std::fs::read_to_string(&p).unwrap().replacen("\"bytes\":", "\"bytes\":9", 1);
-            std::fs::write(p, t).unwrap();
-        }), "journal"),
-        ("state", Box::new(move |o: &Path| flip(&o.join("_sluice/state").join(state.file_name().unwrap()))), "plugin state"),
-        ("success", Box::new(|o: &Path| std::fs::remove_file(o.join("_SUCCESS")).unwrap()), "`_SUCCESS` is missing"),
+        (
+            "part",
+            Box::new(|o: &Path| flip(&o.join("data/part-000001.parquet"))),
+            "`data/part-000001.parquet` changed",
+        ),
+        (
+            "missing",
+            Box::new(|o: &Path| std::fs::remove_file(o.join("data/part-000000.parquet")).unwrap()),
+            "`data/part-000000.parquet` is missing",
+        ),
+        (
+            "extra",
+            Box::new(|o: &Path| std::fs::write(o.join("data/part-000099.parquet"), b"x").unwrap()),
+            "`data/part-000099.parquet` is not part of the run",
+        ),
+        (
+            "manifest",
+            Box::new(|o: &Path| {
+                let p = o.join("_sluice/manifest.json");
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replacen("\"rows_out\": ", "\"rows_out\": 1", 1);
+                std::fs::write(p, t).unwrap();
+            }),
+            "manifest.json` lists other chunks",
+        ),
+        (
+            "journal",
+            Box::new(|o: &Path| {
+                let p = o.join("_sluice/journal.jsonl");
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replacen("\"bytes\":", "\"bytes\":9", 1);
+                std::fs::write(p, t).unwrap();
+            }),
+            "journal",
+        ),
+        (
+            "state",
+            Box::new(move |o: &Path| flip(&o.join("_sluice/state").join(state.file_name().unwrap()))),
+            "plugin state",
+        ),
+        (
+            "success",
+            Box::new(|o: &Path| std::fs::remove_file(o.join("_SUCCESS")).unwrap()),
+            "`_SUCCESS` is missing",
+        ),
     ];
     for (name, damage, expect) in cases {
         let copy = dir.path().join(format!("copy-{name}"));

@@ -49,9 +49,16 @@ pub enum Reprocess {
 pub fn execute(args: &BackfillArgs) -> Result<()> {
     let loaded = LoadedSpec::load(&args.pipeline)?;
     let partitions = expand_partitions(&args.partitions)?;
-    let rt = Runtime::new(RuntimeOptions { cache_dir: super::run::cache_dir(args.no_cache), ..Default::default() })?;
+    let rt = Runtime::new(RuntimeOptions {
+        cache_dir: super::run::cache_dir(args.no_cache),
+        ..Default::default()
+    })?;
     let store = PluginStore::default_location();
-    let opts = ResolveOptions { allow_unpinned: args.allow_unpinned, run_id: args.run_id.clone(), output: None };
+    let opts = ResolveOptions {
+        allow_unpinned: args.allow_unpinned,
+        run_id: args.run_id.clone(),
+        output: None,
+    };
     let mut results = Vec::new();
     let mut first_error: Option<Error> = None;
     for p in &partitions {
@@ -85,7 +92,10 @@ pub fn execute(args: &BackfillArgs) -> Result<()> {
         None => Ok(()),
         Some(e) => {
             let failed = count("failed");
-            Err(e.prefixed(&format!("{failed} of {} partitions failed (the others are done); first: ", partitions.len())))
+            Err(e.prefixed(&format!(
+                "{failed} of {} partitions failed (the others are done); first: ",
+                partitions.len()
+            )))
         }
     }
 }
@@ -109,5 +119,12 @@ fn run_one(
     spec.overwrite = true;
     spec.force = reprocess == Reprocess::All;
     let s = crate::pipeline::run(rt, &spec)?;
-    Ok((if s.status == "already_complete" { "already_complete" } else { "ok" }, s.rows_out))
+    Ok((
+        if s.status == "already_complete" {
+            "already_complete"
+        } else {
+            "ok"
+        },
+        s.rows_out,
+    ))
 }

@@ -39,12 +39,22 @@ pub enum PluginCommand {
 
 /// Run `sluice plugin`.
 pub fn execute(args: &PluginArgs) -> Result<()> {
-    let store = args.store.clone().map(PluginStore::at).unwrap_or_else(PluginStore::default_location);
+    let store = args
+        .store
+        .clone()
+        .map(PluginStore::at)
+        .unwrap_or_else(PluginStore::default_location);
     match &args.command {
         PluginCommand::Add { plugin } => {
             let rt = Runtime::new(RuntimeOptions::with_default_cache())?;
             let p = store.add(&rt, plugin)?;
-            tracing::info!("stored {}@{} ({}) in `{}`", p.name, p.version, p.sha256, store.root().display());
+            tracing::info!(
+                "stored {}@{} ({}) in `{}`",
+                p.name,
+                p.version,
+                p.sha256,
+                store.root().display()
+            );
             println!("{}", serde_json::to_string(&p).expect("serializes"));
         }
         PluginCommand::List => {
@@ -64,7 +74,10 @@ pub fn execute(args: &PluginArgs) -> Result<()> {
             let path = pipeline.with_file_name("sluice.lock");
             let text = format!(
                 "# Pins for `use = \"name@version\"` plugins of `{}`. Written by `sluice plugin lock`; commit it.\n{}",
-                pipeline.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                pipeline
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 toml::to_string(&lock).map_err(|e| Error::usage(format!("cannot write the lock file: {e}")))?
             );
             crate::outdir::write_atomic(&path, text.as_bytes())?;

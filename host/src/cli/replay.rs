@@ -46,14 +46,27 @@ pub fn execute(args: &ReplayArgs) -> Result<()> {
                 *v = secret_from_previous_env(&manifest, k)?;
             }
         }
-        plugins.push((p.info.name.clone(), PluginSpec { path, config, sha256: Some(rec.sha256.clone()), secret_keys: rec.secret_keys.clone() }));
+        plugins.push((
+            p.info.name.clone(),
+            PluginSpec {
+                path,
+                config,
+                sha256: Some(rec.sha256.clone()),
+                secret_keys: rec.secret_keys.clone(),
+            },
+        ));
     }
-    let rt = Runtime::new(RuntimeOptions { cache_dir: super::run::cache_dir(args.no_cache), ..Default::default() })?;
+    let rt = Runtime::new(RuntimeOptions {
+        cache_dir: super::run::cache_dir(args.no_cache),
+        ..Default::default()
+    })?;
     if args.replace.is_empty() {
         return replay_same(&rt, &args.run, &manifest, plugins.into_iter().map(|(_, p)| p).collect());
     }
     let Some(out2) = &args.output else {
-        return Err(Error::usage("--plugin NAME=NEW.wasm needs --output OUT2 for the reprocessed run"));
+        return Err(Error::usage(
+            "--plugin NAME=NEW.wasm needs --output OUT2 for the reprocessed run",
+        ));
     };
     for r in &args.replace {
         let Some((name, path)) = r.split_once('=') else {
@@ -61,7 +74,10 @@ pub fn execute(args: &ReplayArgs) -> Result<()> {
         };
         let Some(slot) = plugins.iter_mut().find(|(n, _)| n == name) else {
             let names: Vec<&str> = plugins.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(Error::usage(format!("the run has no plugin named `{name}`; its plugins are: {}", names.join(", "))));
+            return Err(Error::usage(format!(
+                "the run has no plugin named `{name}`; its plugins are: {}",
+                names.join(", ")
+            )));
         };
         slot.1.path = PathBuf::from(path);
         slot.1.sha256 = None;
@@ -87,9 +103,10 @@ pub fn execute(args: &ReplayArgs) -> Result<()> {
 fn read_manifest(run: &Path) -> Result<Manifest> {
     let p = run.join("_sluice").join("manifest.json");
     let bytes = std::fs::read(&p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::usage(format!("`{}` has no run record (`_sluice/manifest.json`); replay needs a finished run", run.display()))
-        }
+        std::io::ErrorKind::NotFound => Error::usage(format!(
+            "`{}` has no run record (`_sluice/manifest.json`); replay needs a finished run",
+            run.display()
+        )),
         _ => Error::io("read", &p, e),
     })?;
     serde_json::from_slice(&bytes).map_err(|e| Error::usage(format!("run record `{}` is unreadable: {e}", p.display())))
@@ -99,7 +116,10 @@ fn read_manifest(run: &Path) -> Result<Manifest> {
 fn check_inputs(m: &Manifest) -> Result<()> {
     for i in &m.inputs {
         if !i.path.exists() {
-            return Err(Error::input(format!("input `{}` of the recorded run no longer exists; replay refuses", i.path.display())));
+            return Err(Error::input(format!(
+                "input `{}` of the recorded run no longer exists; replay refuses",
+                i.path.display()
+            )));
         }
         let got = digest::blake3_file(&i.path)?;
         if got != i.digest {
@@ -161,8 +181,14 @@ fn spec_from_record(m: &Manifest, plugins: Vec<PluginSpec>, output: PathBuf) -> 
 }
 
 fn replay_same(rt: &Runtime, run: &Path, m: &Manifest, plugins: Vec<PluginSpec>) -> Result<()> {
-    let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
-    let scratch = run.parent().unwrap_or(Path::new(".")).join(format!(".{name}.sluice-replay"));
+    let name = run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let scratch = run
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!(".{name}.sluice-replay"));
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("remove", &scratch, e))?;
     }
@@ -173,13 +199,22 @@ fn replay_same(rt: &Runtime, run: &Path, m: &Manifest, plugins: Vec<PluginSpec>)
     if again.action_key != m.action_key {
         return Err(Error::plugin(
             "replay",
-            format!("the re-executed run has another action key ({} vs {}): the engine settings or host version differ", again.action_key, m.action_key),
+            format!(
+                "the re-executed run has another action key ({} vs {}): the engine settings or host version differ",
+                again.action_key, m.action_key
+            ),
         ));
     }
     if let Some(d) = first_divergence(&m.chunks, &again.chunks) {
-        return Err(Error::plugin("replay", format!("the re-execution diverges from the record: {d}")));
+        return Err(Error::plugin(
+            "replay",
+            format!("the re-execution diverges from the record: {d}"),
+        ));
     }
-    tracing::info!(chunks = m.chunks.len(), "replay matches the record: every chunk digest and fuel figure is identical");
+    tracing::info!(
+        chunks = m.chunks.len(),
+        "replay matches the record: every chunk digest and fuel figure is identical"
+    );
     println!(
         "{}",
         serde_json::json!({ "status": "identical", "run": run, "chunks": m.chunks.len(), "root_digest": m.root_digest })
@@ -203,7 +238,10 @@ fn first_divergence(a: &[ChunkEntry], b: &[ChunkEntry]) -> Option<String> {
             }
         }
         if x.rows_out != y.rows_out {
-            return Some(format!("chunk {}: {} rows out instead of {}", x.chunk, y.rows_out, x.rows_out));
+            return Some(format!(
+                "chunk {}: {} rows out instead of {}",
+                x.chunk, y.rows_out, x.rows_out
+            ));
         }
         if x.fuel != y.fuel {
             return Some(format!("chunk {}: fuel {:?} instead of {:?}", x.chunk, y.fuel, x.fuel));
@@ -228,7 +266,10 @@ impl Diff {
         if self.schema_before == self.schema_after {
             s.push_str("schema: unchanged\n");
         } else {
-            s.push_str(&format!("schema: changed\n  before: {}\n  after:  {}\n", self.schema_before, self.schema_after));
+            s.push_str(&format!(
+                "schema: changed\n  before: {}\n  after:  {}\n",
+                self.schema_before, self.schema_after
+            ));
         }
         s.push_str("chunk  rows_in  rows_out_before  rows_out_after\n");
         for (c, i, a, b) in &self.chunks {
@@ -269,20 +310,33 @@ fn diff_runs(a_dir: &Path, a: &Manifest, b_dir: &Path, b: &Manifest) -> Result<D
         .schema()
         .fields()
         .iter()
-        .filter(|f| sb.schema().field_with_name(f.name()).is_ok_and(|g| g.data_type() == f.data_type()))
+        .filter(|f| {
+            sb.schema()
+                .field_with_name(f.name())
+                .is_ok_and(|g| g.data_type() == f.data_type())
+        })
         .map(|f| f.name().clone())
         .collect();
     // Multiset difference of rows on the common columns, by a 128-bit hash per row.
     let mut counts: HashMap<u128, i64> = HashMap::new();
     let mut tally = |src: Source, sign: i64| -> Result<()> {
         let schema = src.schema();
-        let idx: Vec<usize> = common.iter().map(|c| schema.index_of(c).expect("common column")).collect();
-        let fields = idx.iter().map(|&i| arrow::row::SortField::new(schema.field(i).data_type().clone())).collect();
-        let conv = arrow::row::RowConverter::new(fields).map_err(|e| Error::input(format!("cannot compare rows: {e}")))?;
+        let idx: Vec<usize> = common
+            .iter()
+            .map(|c| schema.index_of(c).expect("common column"))
+            .collect();
+        let fields = idx
+            .iter()
+            .map(|&i| arrow::row::SortField::new(schema.field(i).data_type().clone()))
+            .collect();
+        let conv =
+            arrow::row::RowConverter::new(fields).map_err(|e| Error::input(format!("cannot compare rows: {e}")))?;
         for batch in src {
             let batch: RecordBatch = batch?;
             let cols: Vec<_> = idx.iter().map(|&i| std::sync::Arc::clone(batch.column(i))).collect();
-            let rows = conv.convert_columns(&cols).map_err(|e| Error::input(format!("cannot compare rows: {e}")))?;
+            let rows = conv
+                .convert_columns(&cols)
+                .map_err(|e| Error::input(format!("cannot compare rows: {e}")))?;
             for r in rows.iter() {
                 let h = blake3::hash(r.as_ref());
                 let k = u128::from_le_bytes(h.as_bytes()[..16].try_into().expect("16 bytes"));

@@ -88,13 +88,20 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
             run_id: args.run_id.clone(),
             output: args.output.clone(),
         };
-        let mut spec = loaded.resolve(args.partition.as_deref(), &crate::store::PluginStore::default_location(), &opts)?;
+        let mut spec = loaded.resolve(
+            args.partition.as_deref(),
+            &crate::store::PluginStore::default_location(),
+            &opts,
+        )?;
         spec.overwrite = args.overwrite;
         spec
     } else {
         command_line_spec(args, m)?
     };
-    let rt = Runtime::new(RuntimeOptions { limits: limits(args)?, cache_dir: cache_dir(args.no_cache) })?;
+    let rt = Runtime::new(RuntimeOptions {
+        limits: limits(args)?,
+        cache_dir: cache_dir(args.no_cache),
+    })?;
     let summary = pipeline::run(&rt, &spec)?;
     if summary.status == "already_complete" {
         println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
@@ -116,7 +123,11 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
 
 /// The compile cache directory, unless disabled.
 pub fn cache_dir(no_cache: bool) -> Option<PathBuf> {
-    if no_cache { None } else { crate::engine::default_cache_dir() }
+    if no_cache {
+        None
+    } else {
+        crate::engine::default_cache_dir()
+    }
 }
 
 /// The limits the flags ask for.
@@ -138,7 +149,12 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
     let plugins = scope_configs(args, m)?;
     let delimiter = match args.csv_delimiter.as_bytes() {
         [b] => *b,
-        _ => return Err(Error::usage(format!("--csv-delimiter must be one byte, got `{}`", args.csv_delimiter))),
+        _ => {
+            return Err(Error::usage(format!(
+                "--csv-delimiter must be one byte, got `{}`",
+                args.csv_delimiter
+            )));
+        }
     };
     let spec = RunSpec {
         inputs: args.input.clone(),
@@ -152,11 +168,18 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
         plugins,
         output: args.output.clone().expect("clap requires --output without a spec"),
         format: args.format,
-        writer: WriterOptions { compression: args.compression.clone(), row_group_rows: args.row_group_rows, ..WriterOptions::default() },
+        writer: WriterOptions {
+            compression: args.compression.clone(),
+            row_group_rows: args.row_group_rows,
+            ..WriterOptions::default()
+        },
         chunk_rows: args.chunk_rows,
         overwrite: args.overwrite,
         force: false,
-        context: crate::pipeline::RunContext { run_id: args.run_id.clone(), ..Default::default() },
+        context: crate::pipeline::RunContext {
+            run_id: args.run_id.clone(),
+            ..Default::default()
+        },
         parent: None,
     };
     Ok(spec)
@@ -166,7 +189,11 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
 fn scope_configs(args: &RunArgs, m: &ArgMatches) -> Result<Vec<PluginSpec>> {
     let plugin_idx: Vec<usize> = m.indices_of("plugin").map(|i| i.collect()).unwrap_or_default();
     let config_idx: Vec<usize> = m.indices_of("config").map(|i| i.collect()).unwrap_or_default();
-    let mut specs: Vec<PluginSpec> = args.plugin.iter().map(|p| PluginSpec::new(p.clone(), Vec::new())).collect();
+    let mut specs: Vec<PluginSpec> = args
+        .plugin
+        .iter()
+        .map(|p| PluginSpec::new(p.clone(), Vec::new()))
+        .collect();
     for (kv, idx) in args.config.iter().zip(config_idx) {
         let Some(owner) = plugin_idx.iter().rposition(|&p| p < idx) else {
             return Err(Error::usage(format!(
@@ -197,7 +224,9 @@ pub fn parse_size(flag: &str, s: &str) -> Result<u64> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| Error::usage(format!("{flag}: `{s}` is not a size like `512MiB`")))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| Error::usage(format!("{flag}: `{s}` is not a size like `512MiB`")))?;
     let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kib" | "k" => 1 << 10,
@@ -206,9 +235,14 @@ pub fn parse_size(flag: &str, s: &str) -> Result<u64> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        _ => return Err(Error::usage(format!("{flag}: unknown unit in `{s}`; use B, KiB, MiB or GiB"))),
+        _ => {
+            return Err(Error::usage(format!(
+                "{flag}: unknown unit in `{s}`; use B, KiB, MiB or GiB"
+            )));
+        }
     };
-    n.checked_mul(mul).ok_or_else(|| Error::usage(format!("{flag}: `{s}` is too large")))
+    n.checked_mul(mul)
+        .ok_or_else(|| Error::usage(format!("{flag}: `{s}` is too large")))
 }
 
 #[cfg(test)]

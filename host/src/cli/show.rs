@@ -22,7 +22,10 @@ pub struct ShowArgs {
 pub fn execute(args: &ShowArgs) -> Result<()> {
     let data = args.path.join("data");
     let path = if data.is_dir() { data } else { args.path.clone() };
-    let opts = SourceOptions { batch_rows: args.limit.clamp(1, 65_536), ..SourceOptions::default() };
+    let opts = SourceOptions {
+        batch_rows: args.limit.clamp(1, 65_536),
+        ..SourceOptions::default()
+    };
     let source = Source::open(&[path], &opts)?;
     let schema = source.schema();
     let mut batches: Vec<RecordBatch> = Vec::new();
@@ -39,7 +42,8 @@ pub fn execute(args: &ShowArgs) -> Result<()> {
     if batches.is_empty() {
         batches.push(RecordBatch::new_empty(schema));
     }
-    let table = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| Error::input(format!("cannot format rows: {e}")))?;
+    let table = arrow::util::pretty::pretty_format_batches(&batches)
+        .map_err(|e| Error::input(format!("cannot format rows: {e}")))?;
     println!("{table}");
     Ok(())
 }

@@ -82,14 +82,24 @@ pub fn verify(root: &Path) -> Result<Vec<String>> {
         }
         let got = digest::blake3_file(&path)?;
         if got != c.output_digest {
-            problems.push(format!("chunk {}: `{}` changed (digest {got}, recorded {})", c.chunk, c.file, c.output_digest));
+            problems.push(format!(
+                "chunk {}: `{}` changed (digest {got}, recorded {})",
+                c.chunk, c.file, c.output_digest
+            ));
         }
         if let Some(state) = &c.state {
-            let spath = root.join("_sluice").join("state").join(state.trim_start_matches("blake3:"));
+            let spath = root
+                .join("_sluice")
+                .join("state")
+                .join(state.trim_start_matches("blake3:"));
             match std::fs::read(&spath) {
                 Ok(b) if digest::blake3_bytes(&b) == *state => {}
                 Ok(_) => problems.push(format!("chunk {}: plugin state `{}` changed", c.chunk, spath.display())),
-                Err(_) => problems.push(format!("chunk {}: plugin state `{}` is missing", c.chunk, spath.display())),
+                Err(_) => problems.push(format!(
+                    "chunk {}: plugin state `{}` is missing",
+                    c.chunk,
+                    spath.display()
+                )),
             }
         }
     }
