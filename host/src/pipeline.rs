@@ -5,8 +5,11 @@
 //! the protocol in [`crate::outdir`] and recorded in the journal; a rerun of the same job
 //! resumes after the last committed chunk, and a rerun of a finished job is a no-op.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -17,7 +20,7 @@ use crate::engine::{EngineSettings, Runtime};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::journal::{ChunkEntry, Journal};
-use crate::outdir::{self, Existing, OutputDir};
+use crate::outdir::{self, Existing, FinishedPart, OutputDir};
 use crate::plugin::{Plugin, PluginInfo, Transformer};
 use crate::sandbox::Determinism;
 use crate::sink::{OutputFormat, WriterOptions};
@@ -43,14 +46,28 @@ pub struct PluginSpec {
 impl PluginSpec {
     /// A plugin with a config and no pin or secrets.
     pub fn new(path: impl Into<PathBuf>, config: Vec<(String, String)>) -> Self {
-        PluginSpec { path: path.into(), config, sha256: None, secret_keys: Vec::new() }
+        PluginSpec {
+            path: path.into(),
+            config,
+            sha256: None,
+            secret_keys: Vec::new(),
+        }
     }
 
     /// The config as recorded: secret values replaced by `<secret>`.
     pub fn redacted_config(&self) -> Vec<(String, String)> {
         self.config
             .iter()
-            .map(|(k, v)| (k.clone(), if self.secret_keys.contains(k) { "<secret>".to_string() } else { v.clone() }))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if self.secret_keys.contains(k) {
+                        "<secret>".to_string()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
             .collect()
     }
 }
@@ -182,13 +199,19 @@ impl Chain {
         let mut stages = Vec::with_capacity(plugins.len());
         let mut schema = Arc::clone(input_schema);
         for (i, (p, config)) in plugins.iter().enumerate() {
-            let det = Determinism { wall_clock_secs: 0, seed: stage_seed(seed, i, p) };
+            let det = Determinism {
+                wall_clock_secs: 0,
+                seed: stage_seed(seed, i, p),
+            };
             let state = states.and_then(|s| s.get(i)).map(|v| v.as_slice());
             let t = p.open(config, &schema, state, &det)?;
             schema = Arc::clone(t.output_schema());
             stages.push(t);
         }
-        Ok(Chain { stages, input_schema: Arc::clone(input_schema) })
+        Ok(Chain {
+            stages,
+            input_schema: Arc::clone(input_schema),
+        })
     }
 
     /// The schema the chain was opened for.
@@ -198,7 +221,10 @@ impl Chain {
 
     /// The schema of what the chain returns.
     pub fn output_schema(&self) -> &SchemaRef {
-        self.stages.last().map(|t| t.output_schema()).unwrap_or(&self.input_schema)
+        self.stages
+            .last()
+            .map(|t| t.output_schema())
+            .unwrap_or(&self.input_schema)
     }
 
     /// Push one batch through every stage.
@@ -399,13 +425,21 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         })
         .collect::<Result<_>>()?;
     // Secrets are digested as `<secret>`: their values must not be derivable from a record.
-    let config_digests: Vec<String> = spec.plugins.iter().map(|p| digest::config_digest(&p.redacted_config())).collect();
+    let config_digests: Vec<String> = spec
+        .plugins
+        .iter()
+        .map(|p| digest::config_digest(&p.redacted_config()))
+        .collect();
     let key_input = ActionKeyInput {
         key_version: 1,
         host_version: env!("CARGO_PKG_VERSION"),
         inputs: inputs.iter().map(|i| (i.format.as_str(), i.digest.as_str())).collect(),
         source: format!("{:?}", spec.source),
-        plugins: plugins.iter().zip(&config_digests).map(|((p, _), c)| (p.sha256(), c.clone())).collect(),
+        plugins: plugins
+            .iter()
+            .zip(&config_digests)
+            .map(|((p, _), c)| (p.sha256(), c.clone()))
+            .collect(),
         chunk_rows: spec.chunk_rows,
         format: spec.format.to_string(),
         writer: &spec.writer,
@@ -413,7 +447,11 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     };
     let action_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
     let job_key = digest::blake3_bytes(
-        &serde_json::to_vec(&ActionKeyInput { inputs: Vec::new(), ..key_input }).expect("key serializes"),
+        &serde_json::to_vec(&ActionKeyInput {
+            inputs: Vec::new(),
+            ..key_input
+        })
+        .expect("key serializes"),
     );
 
     // Where to write: the output itself, or (for --overwrite) a staging sibling that
@@ -474,7 +512,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     let resumed = journal.chunks.len() as u64;
     let states = out.load_state(&journal)?;
     let seed = *blake3::hash(action_key.as_bytes()).as_bytes();
-    let mut chain = Chain::open(&plugins, &input_schema, states.as_deref(), seed)?;
+    let chain = Chain::open(&plugins, &input_schema, states.as_deref(), seed)?;
     let out_schema = Arc::clone(chain.output_schema());
     let stateful = plugins.iter().any(|(p, _)| p.info().stateful);
 
@@ -489,8 +527,16 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
                 }
             }
         });
-        let ctx = ChunkCtx { spec, out: &out, out_schema: &out_schema, stateful };
-        let result = run_chunks(&mut chain, rx.into_iter(), &ctx, &mut journal);
+        let ctx = ChunkCtx {
+            spec,
+            out: &out,
+            input_schema: &input_schema,
+            out_schema: &out_schema,
+            stateful,
+            plugins: &plugins,
+            seed,
+        };
+        let result = run_chunks(chain, rx, &ctx, &mut journal);
         drop(reader);
         if let Err(e) = result {
             out.cleanup_temp();
@@ -590,7 +636,10 @@ pub fn check_pin(path: &Path, pin: Option<&str>) -> Result<()> {
     let Some(pin) = pin else { return Ok(()) };
     let want = pin.trim().trim_start_matches("sha256:").to_ascii_lowercase();
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::usage(format!("pin `{pin}` for `{}` is not `sha256:` and 64 hex digits", path.display())));
+        return Err(Error::usage(format!(
+            "pin `{pin}` for `{}` is not `sha256:` and 64 hex digits",
+            path.display()
+        )));
     }
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::usage(format!("plugin `{}` does not exist", path.display())),
@@ -620,8 +669,12 @@ pub fn root_digest(chunks: &[ChunkEntry]) -> String {
 fn already_complete(root: &Path, start: Instant) -> Result<RunSummary> {
     let path = root.join("_sluice").join("manifest.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-    let m: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::usage(format!("run record `{}` is unreadable ({e}); remove the output or pass --overwrite", path.display())))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::usage(format!(
+            "run record `{}` is unreadable ({e}); remove the output or pass --overwrite",
+            path.display()
+        ))
+    })?;
     tracing::info!(output = %root.display(), "already complete: the same job finished earlier; nothing to do");
     Ok(RunSummary {
         status: "already_complete".into(),
@@ -638,8 +691,14 @@ fn already_complete(root: &Path, start: Instant) -> Result<RunSummary> {
 }
 
 fn staging_path(output: &Path, which: &str) -> PathBuf {
-    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     parent.join(format!(".{name}.sluice-{which}"))
 }
 
@@ -677,44 +736,197 @@ fn finish_interrupted_swap(output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Worker threads for a run: `SLUICE_THREADS` if set to a positive number, else the CPUs.
+///
+/// Output bytes, digests and the journal do not depend on it (see [`run_chunks`]).
+fn worker_threads() -> usize {
+    std::env::var("SLUICE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
 struct ChunkCtx<'a> {
     spec: &'a RunSpec,
     out: &'a OutputDir,
+    input_schema: &'a SchemaRef,
     out_schema: &'a SchemaRef,
     stateful: bool,
+    plugins: &'a [(Plugin, Vec<(String, String)>)],
+    seed: [u8; 32],
 }
 
+/// What the dispatcher streams to the worker of one chunk.
+enum Msg {
+    Batch(RecordBatch),
+    /// The chunk is complete: its input row range and whether it is the input's last.
+    End {
+        input_rows: [u64; 2],
+        last: bool,
+    },
+}
+
+/// One chunk handed to a worker: its batches arrive on `batches`, ending with [`Msg::End`].
+struct Job {
+    chunk: u64,
+    batches: Receiver<Msg>,
+}
+
+/// What a chunk produced, sent to the committer (the calling thread), which commits in order.
+enum Outcome {
+    /// A chunk committed by an earlier attempt, re-read to check the input did not change.
+    Verified {
+        input_rows: [u64; 2],
+        input_digest: String,
+        last: bool,
+    },
+    /// A chunk written to its durable temporary part, ready to be renamed and journaled.
+    Written {
+        input_rows: [u64; 2],
+        input_digest: String,
+        part: FinishedPart,
+        states: Option<Vec<Vec<u8>>>,
+        fuel: Vec<u64>,
+        last: bool,
+    },
+}
+
+/// Run the chunks: read → (transform → write) × workers → commit in order.
+///
+/// Threads: the caller's reader thread decodes input; a dispatcher cuts it into chunks of
+/// `chunk_rows` rows and streams each chunk's batches to a free worker; each worker digests
+/// the chunk's input, pushes it through the chain, writes and fsyncs the chunk's temporary
+/// part; the calling thread commits finished parts strictly in chunk order (rename, fsync,
+/// state, journal line), so the commit protocol and the journal are the serial ones.
+///
+/// A stateless chain gets a fresh instance of every plugin for each chunk (opened, fed the
+/// chunk, finished), so a chunk's output and fuel depend only on the chunk, never on which
+/// worker ran it or on how many there are: output bytes, digests and journal lines are the
+/// same for any thread count. A stateful chain is one instance carried across chunks, run by
+/// a single worker (still overlapping decoding and committing).
 fn run_chunks(
-    chain: &mut Chain,
-    batches: impl Iterator<Item = Result<RecordBatch>>,
+    chain: Chain,
+    batches: Receiver<Result<RecordBatch>>,
     ctx: &ChunkCtx<'_>,
     journal: &mut Journal,
 ) -> Result<()> {
-    let spec = ctx.spec;
-    let mut batches = batches.peekable();
-    let mut rows_in: u64 = 0;
+    let workers = if ctx.stateful { 1 } else { worker_threads().max(1) };
+    // A worker may queue up to half a chunk of batches: enough for the dispatcher to move
+    // on to the next chunk (and worker) while this one finishes, and memory stays bounded
+    // by about one chunk of decoded input whatever the input size.
+    let chunk_batches = ctx.spec.chunk_rows.div_ceil(ctx.spec.source.batch_rows.max(1));
+    let queue = (chunk_batches / 2 + 1).clamp(2, 64);
+    let resumed = journal.chunks.len() as u64;
+    let stop = AtomicBool::new(false);
+    let (job_tx, job_rx) = sync_channel::<Job>(0);
+    let job_rx = Mutex::new(job_rx);
+    let (out_tx, out_rx) = channel::<(u64, Result<Outcome>)>();
+    let in_schema = Arc::clone(chain.input_schema());
+    let mut stateful_chain = ctx.stateful.then_some(chain);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let out_tx = out_tx.clone();
+            let (job_rx, stop) = (&job_rx, &stop);
+            let mut carried = stateful_chain.take();
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let chunk = job.chunk;
+                    match work_chunk(job, carried.as_mut(), ctx, stop) {
+                        Ok(Some(outcome)) => {
+                            let _ = out_tx.send((chunk, Ok(outcome)));
+                        }
+                        // The dispatcher stopped mid-chunk; it reports why.
+                        Ok(None) => return,
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            let _ = out_tx.send((chunk, Err(e)));
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        let dispatch_tx = out_tx.clone();
+        drop(out_tx);
+        let stop = &stop;
+        let in_schema = &in_schema;
+        scope.spawn(move || {
+            dispatch(
+                batches,
+                job_tx,
+                dispatch_tx,
+                in_schema,
+                ctx.spec.chunk_rows,
+                resumed,
+                queue,
+                stop,
+            )
+        });
+        let r = commit_in_order(out_rx, ctx, journal);
+        if r.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        r
+    })
+}
+
+/// Cut the input into chunks and stream each to a worker (chunks committed by an earlier
+/// attempt are only digested here, to check the input did not change).
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    batches: Receiver<Result<RecordBatch>>,
+    jobs: SyncSender<Job>,
+    outcomes: Sender<(u64, Result<Outcome>)>,
+    schema: &SchemaRef,
+    chunk_rows: usize,
+    resumed: u64,
+    queue: usize,
+    stop: &AtomicBool,
+) {
+    let mut batches = batches.into_iter().peekable();
     let mut pending: Option<RecordBatch> = None;
+    let mut rows_in: u64 = 0;
     let mut chunk: u64 = 0;
     loop {
-        let first_row = rows_in;
-        let committed = journal.chunks.get(chunk as usize).cloned();
-        let mut part = match committed {
-            None => Some(ctx.out.begin_part(chunk, ctx.out_schema, spec.format, &spec.writer)?),
-            Some(_) => None,
-        };
-        let fuel_before = chain.fuel();
-        let mut input_digest = DataDigest::new(chain.input_schema());
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let verify = chunk < resumed;
+        let mut input_digest = verify.then(|| DataDigest::new(schema));
+        let mut to_worker = None;
+        if !verify {
+            let (tx, rx) = sync_channel::<Msg>(queue);
+            if jobs.send(Job { chunk, batches: rx }).is_err() {
+                return;
+            }
+            to_worker = Some(tx);
+        }
         let mut in_chunk = 0usize;
         // Fill this chunk with exactly `chunk_rows` input rows (fewer only at the end).
-        while in_chunk < spec.chunk_rows {
+        while in_chunk < chunk_rows {
             let b = match pending.take() {
                 Some(b) => b,
                 None => match batches.next() {
-                    Some(b) => b?,
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => {
+                        let _ = outcomes.send((chunk, Err(e)));
+                        return;
+                    }
                     None => break,
                 },
             };
-            let room = spec.chunk_rows - in_chunk;
+            let room = chunk_rows - in_chunk;
             let b = if b.num_rows() > room {
                 pending = Some(b.slice(room, b.num_rows() - room));
                 b.slice(0, room)
@@ -722,19 +934,130 @@ fn run_chunks(
                 b
             };
             in_chunk += b.num_rows();
-            input_digest.update(&b);
-            if let Some(part) = part.as_mut() {
+            if let Some(d) = input_digest.as_mut() {
+                d.update(&b);
+            }
+            if let Some(tx) = &to_worker
+                && (tx.send(Msg::Batch(b)).is_err() || stop.load(Ordering::Relaxed))
+            {
+                return;
+            }
+        }
+        let input_rows = [rows_in, in_chunk as u64];
+        rows_in += in_chunk as u64;
+        let last = pending.is_none() && batches.peek().is_none();
+        match (to_worker, input_digest) {
+            (Some(tx), _) => {
+                if tx.send(Msg::End { input_rows, last }).is_err() {
+                    return;
+                }
+            }
+            (None, Some(d)) => {
+                let outcome = Outcome::Verified {
+                    input_rows,
+                    input_digest: d.finish(),
+                    last,
+                };
+                if outcomes.send((chunk, Ok(outcome))).is_err() {
+                    return;
+                }
+            }
+            (None, None) => unreachable!("a chunk is either verified or sent to a worker"),
+        }
+        chunk += 1;
+        if last {
+            return;
+        }
+    }
+}
+
+/// Transform and write one chunk into its temporary part. `None` if the dispatcher stopped
+/// before the chunk was complete (it reports the reason itself).
+fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &AtomicBool) -> Result<Option<Outcome>> {
+    let mut fresh;
+    let chain = match carried {
+        Some(c) => c,
+        None => {
+            fresh = Chain::open(ctx.plugins, ctx.input_schema, None, ctx.seed)?;
+            &mut fresh
+        }
+    };
+    let spec = ctx.spec;
+    let mut part = ctx
+        .out
+        .begin_part(job.chunk, ctx.out_schema, spec.format, &spec.writer)?;
+    let fuel_before = chain.fuel();
+    let mut input_digest = DataDigest::new(chain.input_schema());
+    loop {
+        let Ok(msg) = job.batches.recv() else { return Ok(None) };
+        match msg {
+            Msg::Batch(b) => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                input_digest.update(&b);
                 for o in chain.process(b)? {
                     part.write(&o)?;
                 }
             }
+            Msg::End { input_rows, last } => {
+                // A fresh (stateless) instance ends with its chunk; a carried one at the end.
+                if last || !ctx.stateful {
+                    for o in chain.finish()? {
+                        part.write(&o)?;
+                    }
+                }
+                let fuel: Vec<u64> = chain.fuel().iter().zip(&fuel_before).map(|(a, b)| a - b).collect();
+                let states = if ctx.stateful && !last {
+                    Some(chain.checkpoint()?)
+                } else {
+                    None
+                };
+                let part = part.finish()?;
+                let input_digest = input_digest.finish();
+                return Ok(Some(Outcome::Written {
+                    input_rows,
+                    input_digest,
+                    part,
+                    states,
+                    fuel,
+                    last,
+                }));
+            }
         }
-        rows_in += in_chunk as u64;
-        let last = pending.is_none() && batches.peek().is_none();
-        let input_digest = input_digest.finish();
-        let input_rows = [first_row, in_chunk as u64];
-        match (committed, part) {
-            (Some(c), _) => {
+    }
+}
+
+/// Commit chunk outcomes strictly in chunk order; the first error (in chunk order) stops.
+fn commit_in_order(
+    outcomes: Receiver<(u64, Result<Outcome>)>,
+    ctx: &ChunkCtx<'_>,
+    journal: &mut Journal,
+) -> Result<()> {
+    let mut waiting: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
+    let mut chunk: u64 = 0;
+    loop {
+        let outcome = loop {
+            if let Some(o) = waiting.remove(&chunk) {
+                break o;
+            }
+            match outcomes.recv() {
+                Ok((c, o)) => {
+                    waiting.insert(c, o);
+                }
+                Err(_) => {
+                    let e = std::io::Error::other(format!("a worker stopped before chunk {chunk} was written"));
+                    return Err(Error::io("write", ctx.out.root(), e));
+                }
+            }
+        };
+        let last = match outcome? {
+            Outcome::Verified {
+                input_rows,
+                input_digest,
+                last,
+            } => {
+                let c = &journal.chunks[chunk as usize];
                 // Already committed by an earlier attempt: the input must not have changed.
                 if c.input_rows != input_rows || c.input_digest != input_digest {
                     return Err(Error::input(format!(
@@ -750,26 +1073,36 @@ fn run_chunks(
                         "the input is shorter than when chunk {chunk} was committed; rerun with --overwrite to start over"
                     )));
                 }
+                last
             }
-            (None, Some(mut part)) => {
-                if last {
-                    for o in chain.finish()? {
-                        part.write(&o)?;
-                    }
-                }
-                let fuel: Vec<u64> = chain.fuel().iter().zip(&fuel_before).map(|(a, b)| a - b).collect();
+            Outcome::Written {
+                input_rows,
+                input_digest,
+                part,
+                states,
+                fuel,
+                last,
+            } => {
                 let committed = part.commit()?;
-                let state = if ctx.stateful && !last {
-                    let states = chain.checkpoint()?;
-                    Some(ctx.out.save_state(&states, chunk)?)
-                } else {
-                    fault::point("state_written", chunk)?;
-                    None
+                let state = match states {
+                    Some(states) => Some(ctx.out.save_state(&states, chunk)?),
+                    None => {
+                        fault::point("state_written", chunk)?;
+                        None
+                    }
                 };
-                journal.append(outdir::entry(chunk, input_rows, input_digest, committed, state, fuel, last))?;
+                journal.append(outdir::entry(
+                    chunk,
+                    input_rows,
+                    input_digest,
+                    committed,
+                    state,
+                    fuel,
+                    last,
+                ))?;
+                last
             }
-            (None, None) => unreachable!("a part is open for every uncommitted chunk"),
-        }
+        };
         chunk += 1;
         if last {
             return Ok(());
