@@ -82,8 +82,11 @@ impl DataDigest {
 
 /// A canonical text form of a schema's fields (names, types, nullability), for digests.
 pub fn schema_fingerprint(schema: &Schema) -> String {
-    let fields: Vec<String> =
-        schema.fields().iter().map(|f| format!("{:?}:{:?}:{}", f.name(), f.data_type(), f.is_nullable())).collect();
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{:?}:{:?}:{}", f.name(), f.data_type(), f.is_nullable()))
+        .collect();
     fields.join(";")
 }
 
@@ -129,12 +132,26 @@ impl ColumnDigest {
                 let bytes: Vec<u8> = (0..len).map(|i| u8::from(a.is_valid(i) && a.value(i))).collect();
                 self.values.update(&bytes);
             }
-            DataType::Utf8 => self.offsets(array.as_string::<i32>().offsets(), array.as_string::<i32>().values(), array),
-            DataType::LargeUtf8 => self.offsets(array.as_string::<i64>().offsets(), array.as_string::<i64>().values(), array),
-            DataType::Binary => self.offsets(array.as_binary::<i32>().offsets(), array.as_binary::<i32>().values(), array),
-            DataType::LargeBinary => {
-                self.offsets(array.as_binary::<i64>().offsets(), array.as_binary::<i64>().values(), array)
-            }
+            DataType::Utf8 => self.offsets(
+                array.as_string::<i32>().offsets(),
+                array.as_string::<i32>().values(),
+                array,
+            ),
+            DataType::LargeUtf8 => self.offsets(
+                array.as_string::<i64>().offsets(),
+                array.as_string::<i64>().values(),
+                array,
+            ),
+            DataType::Binary => self.offsets(
+                array.as_binary::<i32>().offsets(),
+                array.as_binary::<i32>().values(),
+                array,
+            ),
+            DataType::LargeBinary => self.offsets(
+                array.as_binary::<i64>().offsets(),
+                array.as_binary::<i64>().values(),
+                array,
+            ),
             DataType::Utf8View => {
                 let a = array.as_string_view();
                 self.each(len, |i| (a.is_valid(i)).then(|| a.value(i).as_bytes()));
@@ -155,7 +172,11 @@ impl ColumnDigest {
                         // formatting of each value, which is canonical but slow.
                         let f = arrow::util::display::ArrayFormatter::try_new(array, &Default::default());
                         let texts: Vec<Option<String>> = (0..len)
-                            .map(|i| array.is_valid(i).then(|| f.as_ref().map(|f| f.value(i).to_string()).unwrap_or_default()))
+                            .map(|i| {
+                                array
+                                    .is_valid(i)
+                                    .then(|| f.as_ref().map(|f| f.value(i).to_string()).unwrap_or_default())
+                            })
                             .collect();
                         self.each(len, |i| texts[i].as_deref().map(str::as_bytes));
                     }
@@ -169,16 +190,22 @@ impl ColumnDigest {
         let mut lengths = Vec::with_capacity(n * 8);
         let nulls = array.null_count() > 0;
         for i in 0..n {
-            let l = if nulls && array.is_null(i) { 0 } else { (offsets[i + 1] - offsets[i]).as_usize() as u64 };
+            let l = if nulls && array.is_null(i) {
+                0
+            } else {
+                (offsets[i + 1] - offsets[i]).as_usize() as u64
+            };
             lengths.extend_from_slice(&l.to_le_bytes());
         }
         self.lengths.update(&lengths);
         if !nulls {
-            self.values.update(&values[offsets[0].as_usize()..offsets[n].as_usize()]);
+            self.values
+                .update(&values[offsets[0].as_usize()..offsets[n].as_usize()]);
         } else {
             for i in 0..n {
                 if array.is_valid(i) {
-                    self.values.update(&values[offsets[i].as_usize()..offsets[i + 1].as_usize()]);
+                    self.values
+                        .update(&values[offsets[i].as_usize()..offsets[i + 1].as_usize()]);
                 }
             }
         }
@@ -240,13 +267,25 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("i", DataType::Int32, true),
             Field::new("s", DataType::Utf8, true),
-            Field::new("l", DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))), true),
+            Field::new(
+                "l",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))),
+                true,
+            ),
         ]));
         let n = ints.len();
-        let list = ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>(
-            (0..n).map(|i| if i % 3 == 0 { None } else { Some(vec![Some(i as i32), None]) }),
-        );
-        let cols: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(ints)), Arc::new(StringArray::from(strs)), Arc::new(list)];
+        let list = ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>((0..n).map(|i| {
+            if i % 3 == 0 {
+                None
+            } else {
+                Some(vec![Some(i as i32), None])
+            }
+        }));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(ints)),
+            Arc::new(StringArray::from(strs)),
+            Arc::new(list),
+        ];
         RecordBatch::try_new(schema, cols).unwrap()
     }
 
@@ -275,10 +314,53 @@ mod tests {
         assert_ne!(whole, digest(&[moved]), "value boundaries are part of the digest");
     }
 
+    /// Digest v1 is part of every run record: its value for given data must never change
+    /// (speed-ups included). Pinned over nulls, every string flavour, a decimal and a list.
+    #[test]
+    fn data_digest_v1_values_are_pinned() {
+        let b = batch(
+            vec![Some(1), None, Some(3), Some(4), None, Some(6)],
+            vec![Some("a"), Some("bb"), None, Some(""), Some("ünï"), Some("x")],
+        );
+        let views: ArrayRef = Arc::new(StringViewArray::from(vec![
+            Some("short"),
+            None,
+            Some("a string longer than twelve bytes"),
+            Some(""),
+            Some("ünïcödé is longer than twelve"),
+            Some("x"),
+        ]));
+        let dec: ArrayRef = Arc::new(
+            arrow::array::Decimal128Array::from(vec![Some(12345), None, Some(-1), Some(0), Some(7), Some(99)])
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        );
+        let mut fields = b.schema().fields().to_vec();
+        fields.push(Arc::new(Field::new("v", DataType::Utf8View, true)));
+        fields.push(Arc::new(Field::new("d", DataType::Decimal128(15, 2), true)));
+        let mut cols = b.columns().to_vec();
+        cols.extend([views, dec]);
+        let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        assert_eq!(
+            digest(&[b]),
+            "blake3:e702ea6c54a20f064719514791733467efff3e9a71c0766deedfa553a8d6ac34"
+        );
+        assert_eq!(
+            digest(&[all.slice(0, 4), all.slice(4, 2)]),
+            "blake3:6e6dfb6c14069e83759aa98e25e0f72cd3845242edb480b69bd50437a22c7a77"
+        );
+    }
+
     #[test]
     fn garbage_under_nulls_does_not_matter() {
-        let a: ArrayRef = Arc::new(Int32Array::new(vec![1, 99, 3].into(), Some(vec![true, false, true].into())));
-        let b: ArrayRef = Arc::new(Int32Array::new(vec![1, 0, 3].into(), Some(vec![true, false, true].into())));
+        let a: ArrayRef = Arc::new(Int32Array::new(
+            vec![1, 99, 3].into(),
+            Some(vec![true, false, true].into()),
+        ));
+        let b: ArrayRef = Arc::new(Int32Array::new(
+            vec![1, 0, 3].into(),
+            Some(vec![true, false, true].into()),
+        ));
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
         let da = digest(&[RecordBatch::try_new(Arc::clone(&schema), vec![a]).unwrap()]);
         let db = digest(&[RecordBatch::try_new(schema, vec![b]).unwrap()]);
@@ -286,13 +368,19 @@ mod tests {
         let v1: ArrayRef = Arc::new(StringViewArray::from(vec![Some("a long string value here"), None]));
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Utf8View, true)]));
         let d1 = digest(&[RecordBatch::try_new(Arc::clone(&schema), vec![Arc::clone(&v1)]).unwrap()]);
-        assert_eq!(d1, digest(&[RecordBatch::try_new(schema, vec![v1]).unwrap().slice(0, 2)]));
+        assert_eq!(
+            d1,
+            digest(&[RecordBatch::try_new(schema, vec![v1]).unwrap().slice(0, 2)])
+        );
     }
 
     #[test]
     fn digests_carry_algorithm_and_match_known_values() {
         // BLAKE3 of the empty string is a published test vector.
-        assert_eq!(blake3_bytes(b""), "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+        assert_eq!(
+            blake3_bytes(b""),
+            "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
         let a = config_digest(&[("b".into(), "1".into()), ("a".into(), "2".into())]);
         let b = config_digest(&[("a".into(), "2".into()), ("b".into(), "1".into())]);
         assert_eq!(a, b);
