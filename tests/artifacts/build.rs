@@ -18,6 +18,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("dedupe", "dedupe"),
     ("echo", "echo"),
     ("bad-schema", "bad_schema"),
+    ("hostile", "hostile"),
+    ("hostile-import", "hostile_import"),
 ];
 
 fn main() {
