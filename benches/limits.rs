@@ -1,12 +1,17 @@
 //! What CPU limits cost: the same plugin calls on engines with no CPU metering, fuel
-//! metering, epoch interruption, and both. Groups are named `limits/plugin/rows`; the
-//! benchmark id is the metering mode.
+//! metering, epoch interruption, and both. Groups are named `limits/plugin/rows`.
 //!
 //! The engines are built here rather than through `Runtime` so the unmetered baseline
 //! can be measured; their settings otherwise match `engine.rs` (NaN canonicalization,
 //! deterministic relaxed SIMD, Cranelift speed). `spin` is the worst case for metering
 //! (a tight arithmetic loop, nothing else); `mask` hashes strings; `filter` and `derive`
 //! are the benchmark jobs' kernels plus the IPC round trip.
+//!
+//! Not criterion: on a shared 2-core machine its wall-time samples mostly measured the
+//! neighbours (the unmetered engine came out slower than the metered ones). Instead each
+//! plugin's four engines run the same call in interleaved rounds, timed with the thread's
+//! CPU time (`CLOCK_THREAD_CPUTIME_ID`), and the minimum over the rounds is compared.
+//! `LIMITS_ROUNDS` sets the number of rounds (default 30).
 //!
 //! Run: `cargo bench -p sluice-host --bench limits`.
 
@@ -15,7 +20,6 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_host::plugin::bindings::{TransformPlugin, TransformPluginPre};
 use sluice_host::sandbox::PluginState;
 use sluice_host::{Determinism, Limits};
@@ -74,7 +78,10 @@ impl Instance {
         TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
         let component = Component::from_file(&engine, Path::new(wasm)).unwrap();
         let pre = TransformPluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-        let mut store = Store::new(&engine, PluginState::new("bench", &Limits::default(), &Determinism::default()));
+        let mut store = Store::new(
+            &engine,
+            PluginState::new("bench", &Limits::default(), &Determinism::default()),
+        );
         if m.fuel() {
             store.set_fuel(u64::MAX).unwrap();
         }
@@ -95,7 +102,10 @@ impl Instance {
 
     fn process(&mut self, bytes: &Vec<u8>) -> usize {
         let t = self.plugin.sluice_transform_transform().transformer();
-        t.call_process(&mut self.store, self.handle, bytes).unwrap().unwrap().len()
+        t.call_process(&mut self.store, self.handle, bytes)
+            .unwrap()
+            .unwrap()
+            .len()
     }
 }
 
@@ -118,33 +128,100 @@ fn lineitem_like(rows: usize) -> RecordBatch {
         Arc::new(dec((0..rows).map(|_| (next() % 50 + 1) as i128 * 100).collect())),
         Arc::new(dec((0..rows).map(|_| (next() % 10_000_000) as i128).collect())),
         Arc::new(dec((0..rows).map(|_| (next() % 11) as i128).collect())),
-        Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("carefully final deposits {i} haggle slyly")))),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("carefully final deposits {i} haggle slyly")),
+        )),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
 
-fn limits(c: &mut Criterion) {
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn limits() {
     let rows = 65_536;
+    let rounds: usize = std::env::var("LIMITS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
     let batch = lineitem_like(rows);
     let bytes = sluice_host::ipc::encode_batches(&batch.schema(), std::slice::from_ref(&batch)).unwrap();
     let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-    let jobs: Vec<(&str, &str, Vec<(String, String)>)> = vec![
-        ("spin", art::HOSTILE, vec![("iterations".into(), "20000000".into()), ("mode".into(), "spin".into())]),
+    type Config = Vec<(String, String)>;
+    let jobs: Vec<(&str, &str, Config)> = vec![
+        (
+            "spin",
+            art::HOSTILE,
+            vec![("iterations".into(), "20000000".into()), ("mode".into(), "spin".into())],
+        ),
         ("mask", art::MASK, kv("columns", "l_comment")),
-        ("filter", art::FILTER, kv("predicate", "l_discount between 0.05 and 0.07 and l_quantity < 24")),
-        ("derive", art::DERIVE, vec![("expr".into(), "l_extendedprice * l_discount".into()), ("name".into(), "revenue".into())]),
+        (
+            "filter",
+            art::FILTER,
+            kv("predicate", "l_discount between 0.05 and 0.07 and l_quantity < 24"),
+        ),
+        (
+            "derive",
+            art::DERIVE,
+            vec![
+                ("expr".into(), "l_extendedprice * l_discount".into()),
+                ("name".into(), "revenue".into()),
+            ],
+        ),
     ];
+    let meters = [Meter::None, Meter::Fuel, Meter::Epoch, Meter::Both];
+    println!(
+        "thread CPU time per call, {rounds} interleaved rounds; min and median in ms, overhead of the min vs `none`"
+    );
+    println!(
+        "{:<24} {:>11} {:>9} {:>9} {:>9}",
+        "group", "mode", "min", "median", "overhead"
+    );
     for (name, wasm, config) in &jobs {
-        let mut g = c.benchmark_group(format!("limits/{name}/{rows}"));
-        g.throughput(Throughput::Elements(rows as u64));
-        g.sample_size(20);
-        for m in [Meter::None, Meter::Fuel, Meter::Epoch, Meter::Both] {
-            let mut inst = Instance::open(m, wasm, config, &batch.schema());
-            g.bench_function(BenchmarkId::new(m.name(), rows), |b| b.iter(|| inst.process(&bytes)));
+        let mut insts: Vec<Instance> = meters
+            .iter()
+            .map(|&m| Instance::open(m, wasm, config, &batch.schema()))
+            .collect();
+        for inst in &mut insts {
+            inst.process(&bytes); // warm-up
         }
-        g.finish();
+        let mut times = vec![Vec::with_capacity(rounds); meters.len()];
+        for round in 0..rounds {
+            // Rotate the order so no mode always runs right after another.
+            for k in 0..meters.len() {
+                let i = (round + k) % meters.len();
+                let t0 = thread_cpu_ns();
+                std::hint::black_box(insts[i].process(&bytes));
+                times[i].push(thread_cpu_ns() - t0);
+            }
+        }
+        let stats: Vec<(f64, f64)> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort_unstable();
+                (t[0] as f64 / 1e6, t[t.len() / 2] as f64 / 1e6)
+            })
+            .collect();
+        for (m, (min, median)) in meters.iter().zip(&stats) {
+            let overhead = (min / stats[0].0 - 1.0) * 100.0;
+            println!(
+                "{:<24} {:>11} {:>9.2} {:>9.2} {:>8.1}%",
+                format!("limits/{name}/{rows}"),
+                m.name(),
+                min,
+                median,
+                overhead
+            );
+        }
     }
 }
 
-criterion_group!(benches, limits);
-criterion_main!(benches);
+fn main() {
+    // `cargo bench` passes `--bench`; there is nothing to configure.
+    limits();
+}

@@ -2,9 +2,10 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, OptLevel};
+use wasmtime::{Config, Engine, OptLevel, StoreContextMut};
 
 use crate::error::{Error, Result};
 use crate::plugin::{Plugin, bindings};
@@ -23,7 +24,10 @@ impl RuntimeOptions {
     /// Options with the default limits and the default cache directory
     /// (`$SLUICE_CACHE_DIR`, else `$XDG_CACHE_HOME/sluice`, else `~/.cache/sluice`).
     pub fn with_default_cache() -> Self {
-        RuntimeOptions { limits: Limits::default(), cache_dir: default_cache_dir() }
+        RuntimeOptions {
+            limits: Limits::default(),
+            cache_dir: default_cache_dir(),
+        }
     }
 }
 
@@ -51,6 +55,9 @@ pub struct EngineSettings {
     pub threads: bool,
     /// Fuel metering (always on: fuel per chunk is recorded).
     pub fuel: bool,
+    /// Epoch interruption for the per-call wall-clock limit (always on).
+    #[serde(default)]
+    pub epoch_interruption: bool,
     /// Per-instance limits.
     pub limits: Limits,
 }
@@ -74,9 +81,15 @@ impl Runtime {
     /// Create the engine with the determinism profile and link deny-all WASI plus the
     /// `sluice:transform/host` import.
     ///
+    /// CPU is bounded twice: fuel (deterministic, recorded per chunk) and an epoch deadline
+    /// (wall clock, [`Limits::call_time_ms`]), driven by a background thread that ends with
+    /// the engine. `benches/limits.rs` measures both at about 1% on the example plugins.
+    ///
     /// # Errors
-    /// Fails only if wasmtime rejects the configuration (a bug).
+    /// A usage error for unusable limits ([`Limits::validate`]); otherwise fails only if
+    /// wasmtime rejects the configuration (a bug).
     pub fn new(opts: RuntimeOptions) -> Result<Self> {
+        opts.limits.validate()?;
         let mut c = Config::new();
         c.wasm_component_model(true)
             .cranelift_nan_canonicalization(true)
@@ -85,15 +98,19 @@ impl Runtime {
             // no plugin can observe scheduling nondeterminism.
             .shared_memory(false)
             .consume_fuel(true)
+            .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed)
-            .max_wasm_stack(1 << 20)
+            .max_wasm_stack(usize::try_from(opts.limits.stack_bytes).unwrap_or(usize::MAX))
             .parallel_compilation(true);
         let engine = Engine::new(&c).map_err(|e| Error::usage(format!("invalid engine configuration: {e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::usage(format!("failed to link WASI: {e:#}")))?;
+        link_virtual_sleep(&mut linker)
+            .map_err(|e| Error::usage(format!("failed to link the virtual clock: {e:#}")))?;
         bindings::TransformPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| Error::usage(format!("failed to link the host interface: {e:#}")))?;
+        start_epoch_ticker(&engine)?;
         Ok(Runtime { engine, linker, opts })
     }
 
@@ -105,6 +122,7 @@ impl Runtime {
             relaxed_simd_deterministic: true,
             threads: false,
             fuel: true,
+            epoch_interruption: true,
             limits: self.opts.limits.clone(),
         }
     }
@@ -117,18 +135,36 @@ impl Runtime {
     /// Load, check and compile a plugin from a `.wasm` component file.
     ///
     /// # Errors
-    /// Usage errors for a missing or non-component file or a wrong ABI; I/O errors.
+    /// Usage errors for a missing or non-component file or a wrong ABI; plugin errors for
+    /// a plugin that imports what sluice does not provide or fails in `info`; I/O errors.
     pub fn load_plugin(&self, path: &Path) -> Result<Plugin> {
+        self.load_plugin_pinned(path, None)
+    }
+
+    /// Like [`Runtime::load_plugin`], but when `pin` is given (`sha256:<64 hex digits>`),
+    /// refuse the plugin unless the bytes read have that digest. The check runs on the very
+    /// bytes that are then compiled, before compiling them, so the file cannot change in
+    /// between.
+    ///
+    /// # Errors
+    /// A usage error for a malformed pin or a digest mismatch (naming both digests), and
+    /// everything [`Runtime::load_plugin`] returns.
+    pub fn load_plugin_pinned(&self, path: &Path, pin: Option<&str>) -> Result<Plugin> {
+        let expected = pin.map(|p| parse_pin(path, p)).transpose()?;
         let bytes = std::fs::read(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::usage(format!("plugin `{}` does not exist", path.display())),
             _ => Error::io("read plugin", path, e),
         })?;
-        Plugin::from_bytes(self, path, &bytes)
+        Plugin::from_bytes(self, path, &bytes, expected.as_deref())
     }
 
     /// Compile `bytes` (whose sha256 is `sha256`), through the cache when there is one.
     pub(crate) fn compile(&self, path: &Path, sha256: &str, bytes: &[u8]) -> Result<Component> {
-        let cache_file = self.opts.cache_dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat_hash())));
+        let cache_file = self
+            .opts
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat_hash())));
         if let Some(f) = &cache_file
             && f.exists()
         {
@@ -157,6 +193,68 @@ impl Runtime {
     }
 }
 
+/// The hex digest of a `sha256:<hex>` pin, lowercased.
+fn parse_pin(path: &Path, pin: &str) -> Result<String> {
+    let hex = pin.trim().strip_prefix("sha256:").unwrap_or("");
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::usage(format!(
+            "the pin `{pin}` of plugin `{}` is not `sha256:` followed by 64 hex digits; get the digest with `sluice inspect {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(hex.to_ascii_lowercase())
+}
+
+/// How often the epoch advances: the resolution of the per-call time limit.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Epoch ticks for a call limit of `ms` milliseconds (rounded up, at least one).
+pub(crate) fn epoch_ticks(ms: u64) -> u64 {
+    ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1)
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::io("start the epoch thread for", Path::new("the engine"), e))
+}
+
+/// The WASI version whose `monotonic-clock` functions wasmtime-wasi 48 links.
+const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replace `subscribe-duration` and `subscribe-instant` with sleeps on the plugin's virtual
+/// clock ([`PluginState::virtual_sleep`]): a plugin that sleeps must not block the host in
+/// real time, where neither fuel nor the epoch deadline could stop it.
+fn link_virtual_sleep(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(WASI_CLOCKS)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut cx: StoreContextMut<'_, PluginState>, (d,): (u64,)| {
+            let state = cx.data_mut();
+            let deadline = state.clock_now().saturating_add(d);
+            Ok((state.virtual_sleep(deadline)?,))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut cx: StoreContextMut<'_, PluginState>, (when,): (u64,)| Ok((cx.data_mut().virtual_sleep(when)?,)),
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 fn write_cache(f: &Path, component: &Component) -> std::io::Result<()> {
     let dir = f.parent().expect("cache file has a parent");
     std::fs::create_dir_all(dir)?;
@@ -166,7 +264,11 @@ fn write_cache(f: &Path, component: &Component) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let bytes = component.serialize().map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", f.file_name().and_then(|n| n.to_str()).unwrap_or("c"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        f.file_name().and_then(|n| n.to_str()).unwrap_or("c"),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, f)
 }

@@ -13,7 +13,7 @@ use wasmtime::component::{Component, ResourceAny};
 use crate::engine::Runtime;
 use crate::error::{Error, Result};
 use crate::ipc;
-use crate::sandbox::{Determinism, Limits, PluginState};
+use crate::sandbox::{Determinism, LimitExceeded, Limits, PluginState, fmt_bytes};
 
 /// Host bindings generated from `wit/transform.wit`.
 #[allow(missing_docs)]
@@ -72,23 +72,39 @@ struct PluginInner {
 }
 
 impl Plugin {
-    /// Check and compile a plugin from its bytes; `path` is used in messages.
-    pub(crate) fn from_bytes(rt: &Runtime, path: &Path, bytes: &[u8]) -> Result<Plugin> {
-        check_header(path, bytes)?;
+    /// Check and compile a plugin from its bytes; `path` is used in messages. With
+    /// `pin` (lowercase hex), the bytes must have that sha256; it is checked first.
+    pub(crate) fn from_bytes(rt: &Runtime, path: &Path, bytes: &[u8], pin: Option<&str>) -> Result<Plugin> {
         let sha = hex::encode(Sha256::digest(bytes));
+        if let Some(want) = pin
+            && want != sha
+        {
+            return Err(Error::usage(format!(
+                "plugin `{}` does not match its pin: expected sha256:{want}, found sha256:{sha}; refusing to load it. If this plugin is the one you mean to run, update the pin",
+                path.display()
+            )));
+        }
+        check_header(path, bytes)?;
         let component = rt.compile(path, &sha, bytes)?;
         let (abi_version, imports, exports) = check_abi(rt, path, &component)?;
-        let pre = rt
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| Error::usage(format!("plugin `{}` cannot be linked: {e:#}", path.display())))?;
-        let pre = bindings::TransformPluginPre::new(pre)
-            .map_err(|e| Error::usage(format!("plugin `{}` does not fit the sluice ABI: {e:#}", path.display())))?;
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+            Error::plugin(
+                file_name(path),
+                format!(
+                    "cannot be linked: {e:#}; plugins may import only WASI 0.2 and `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x`"
+                ),
+            )
+        })?;
+        let pre = bindings::TransformPluginPre::new(pre).map_err(|e| {
+            Error::usage(format!(
+                "plugin `{}` does not fit the sluice ABI: {e:#}",
+                path.display()
+            ))
+        })?;
         let mut plugin = Plugin {
             inner: Arc::new(PluginInner {
                 info: PluginInfo {
-                    name: file_name.clone(),
+                    name: file_name(path),
                     version: String::new(),
                     description: String::new(),
                     stateful: false,
@@ -130,22 +146,33 @@ impl Plugin {
     }
 
     fn new_store(&self, name: &str, det: &Determinism) -> Store<PluginState> {
-        let mut store = Store::new(&self.inner.engine, PluginState::new(name, &self.inner.limits, det));
-        store.limiter(|s| &mut s.limits);
+        let limits = &self.inner.limits;
+        let mut store = Store::new(&self.inner.engine, PluginState::new(name, limits, det));
+        store.limiter(|s| &mut s.limiter);
+        store.set_max_component_handles(usize::try_from(limits.resources).unwrap_or(usize::MAX));
+        // Bounds the bytes lifted out of the guest in one call (a result, a log line),
+        // checked before they are copied, so an oversized result never reaches host memory.
+        // Log lines may be up to the log quota even under a small --max-output-bytes.
+        let lifted = limits.max_output_bytes.saturating_add(1).max(limits.max_log_bytes);
+        store.set_hostcall_fuel(usize::try_from(lifted).unwrap_or(usize::MAX));
+        store.epoch_deadline_trap();
         store
     }
 
     fn call_info(&self) -> Result<abi::PluginInfo> {
         let name = self.inner.info.name.clone();
+        let limits = &self.inner.limits;
         let mut store = self.new_store(&name, &Determinism::default());
-        store.set_fuel(self.inner.limits.fuel_per_call).expect("fuel is enabled");
-        let inst = self.inner.pre.instantiate(&mut store).map_err(|e| trap(&name, &self.inner.limits, "instantiation", e))?;
-        let info = inst
-            .sluice_transform_transform()
-            .call_info(&mut store)
-            .map_err(|e| trap(&name, &self.inner.limits, "info", e))?;
+        arm(&mut store, limits);
+        let inst = self
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| trap(&store, &name, limits, "instantiation", e))?;
+        arm(&mut store, limits);
+        let info = inst.sluice_transform_transform().call_info(&mut store);
         store.data().log.flush();
-        Ok(info)
+        info.map_err(|e| trap(&store, &name, limits, "info", e))
     }
 
     /// Instantiate the plugin and open a transformer for `input_schema` with `config`.
@@ -165,26 +192,47 @@ impl Plugin {
         let name = self.inner.info.name.clone();
         let limits = self.inner.limits.clone();
         let mut store = self.new_store(&name, det);
-        store.set_fuel(limits.fuel_per_call).expect("fuel is enabled");
-        let bindings = self.inner.pre.instantiate(&mut store).map_err(|e| trap(&name, &limits, "instantiation", e))?;
+        let mut fuel_used = 0;
+        arm(&mut store, &limits);
+        let bindings = self
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| trap(&store, &name, &limits, "instantiation", e))?;
+        fuel_used += limits.fuel_per_call - store.get_fuel().unwrap_or(0);
         let mut sorted = config.to_vec();
         sorted.sort();
         let schema_ipc = ipc::encode_schema(input_schema);
-        let opened = bindings
-            .sluice_transform_transform()
-            .transformer()
-            .call_open(&mut store, &sorted, &schema_ipc, state)
-            .map_err(|e| trap(&name, &limits, "open", e))?;
+        arm(&mut store, &limits);
+        let opened =
+            bindings
+                .sluice_transform_transform()
+                .transformer()
+                .call_open(&mut store, &sorted, &schema_ipc, state);
         store.data().log.flush();
-        let handle = opened.map_err(|e| guest_error(&name, "open", e))?;
+        let handle = opened
+            .map_err(|e| trap(&store, &name, &limits, "open", e))?
+            .map_err(|e| guest_error(&name, "open", e))?;
+        fuel_used += limits.fuel_per_call - store.get_fuel().unwrap_or(0);
+        arm(&mut store, &limits);
         let out_ipc = bindings
             .sluice_transform_transform()
             .transformer()
             .call_output_schema(&mut store, handle)
-            .map_err(|e| trap(&name, &limits, "output-schema", e))?;
+            .map_err(|e| trap(&store, &name, &limits, "output-schema", e))?;
+        fuel_used += limits.fuel_per_call - store.get_fuel().unwrap_or(0);
+        if out_ipc.len() as u64 > limits.max_output_bytes {
+            return Err(Error::plugin(
+                &name,
+                format!(
+                    "`output-schema` returned {}, over the limit of {} per call (raise it with --max-output-bytes)",
+                    fmt_bytes(out_ipc.len() as u64),
+                    fmt_bytes(limits.max_output_bytes)
+                ),
+            ));
+        }
         let output_schema = ipc::decode_schema(out_ipc)
-            .map_err(|e| Error::plugin(&name, format!("returned an invalid output schema: {e}")))?;
-        let fuel_used = limits.fuel_per_call - store.get_fuel().unwrap_or(0);
+            .map_err(|e| Error::plugin(&name, format!("`output-schema` returned an invalid schema: {e}")))?;
         Ok(Transformer {
             name,
             limits,
@@ -235,9 +283,12 @@ impl Transformer {
 
     fn begin(&mut self, what: &str) -> Result<()> {
         if self.dead {
-            return Err(Error::plugin(&self.name, format!("cannot call `{what}`: the instance failed earlier")));
+            return Err(Error::plugin(
+                &self.name,
+                format!("cannot call `{what}`: the instance failed earlier"),
+            ));
         }
-        self.store.set_fuel(self.limits.fuel_per_call).expect("fuel is enabled");
+        arm(&mut self.store, &self.limits);
         Ok(())
     }
 
@@ -246,7 +297,7 @@ impl Transformer {
         self.store.data().log.flush();
         r.map_err(|e| {
             self.dead = true;
-            trap(&self.name, &self.limits, what, e)
+            trap(&self.store, &self.name, &self.limits, what, e)
         })
     }
 
@@ -265,7 +316,11 @@ impl Transformer {
         let bytes = ipc::encode_batches(&self.input_schema, std::slice::from_ref(batch))
             .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
         self.begin("process")?;
-        let r = self.bindings.sluice_transform_transform().transformer().call_process(&mut self.store, self.handle, &bytes);
+        let r =
+            self.bindings
+                .sluice_transform_transform()
+                .transformer()
+                .call_process(&mut self.store, self.handle, &bytes);
         let r = self.end("process", r)?;
         let out = r.map_err(|e| guest_error(&self.name, "process", e))?;
         self.decode(out, "process")
@@ -274,7 +329,11 @@ impl Transformer {
     /// Flush the plugin at end of input.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         self.begin("finish")?;
-        let r = self.bindings.sluice_transform_transform().transformer().call_finish(&mut self.store, self.handle);
+        let r = self
+            .bindings
+            .sluice_transform_transform()
+            .transformer()
+            .call_finish(&mut self.store, self.handle);
         let r = self.end("finish", r)?;
         let out = r.map_err(|e| guest_error(&self.name, "finish", e))?;
         self.decode(out, "finish")
@@ -283,26 +342,40 @@ impl Transformer {
     /// Ask the plugin for its state at a chunk boundary.
     pub fn checkpoint(&mut self) -> Result<Vec<u8>> {
         self.begin("checkpoint")?;
-        let r = self.bindings.sluice_transform_transform().transformer().call_checkpoint(&mut self.store, self.handle);
+        let r = self
+            .bindings
+            .sluice_transform_transform()
+            .transformer()
+            .call_checkpoint(&mut self.store, self.handle);
         let r = self.end("checkpoint", r)?;
-        r.map_err(|e| guest_error(&self.name, "checkpoint", e))
+        let state = r.map_err(|e| guest_error(&self.name, "checkpoint", e))?;
+        self.check_size(state.len(), "checkpoint")?;
+        Ok(state)
     }
 
-    fn decode(&mut self, bytes: Vec<u8>, what: &str) -> Result<Vec<RecordBatch>> {
-        if bytes.len() as u64 > self.limits.max_output_bytes {
+    fn check_size(&mut self, len: usize, what: &str) -> Result<()> {
+        if len as u64 > self.limits.max_output_bytes {
             self.dead = true;
             return Err(Error::plugin(
                 &self.name,
                 format!(
-                    "`{what}` returned {} bytes, over the limit of {} bytes per call (raise it with --max-output-bytes)",
-                    bytes.len(),
-                    self.limits.max_output_bytes
+                    "`{what}` returned {}, over the limit of {} per call (raise it with --max-output-bytes)",
+                    fmt_bytes(len as u64),
+                    fmt_bytes(self.limits.max_output_bytes)
                 ),
             ));
         }
+        Ok(())
+    }
+
+    fn decode(&mut self, bytes: Vec<u8>, what: &str) -> Result<Vec<RecordBatch>> {
+        self.check_size(bytes.len(), what)?;
         ipc::decode_stream(bytes, &self.output_schema).map_err(|e| {
             self.dead = true;
-            Error::plugin(&self.name, format!("`{what}` returned data that breaks the ABI contract: {e}"))
+            Error::plugin(
+                &self.name,
+                format!("`{what}` returned data that breaks the ABI contract: {e}"),
+            )
         })
     }
 }
@@ -328,28 +401,102 @@ fn guest_error(name: &str, what: &str, e: abi::Error) -> Error {
     }
 }
 
+/// Give the store a fresh budget for one call: fuel, the wall-clock deadline, and a clean
+/// slate for the panic message.
+fn arm(store: &mut Store<PluginState>, limits: &Limits) {
+    store.set_fuel(limits.fuel_per_call).expect("fuel is enabled");
+    store.set_epoch_deadline(crate::engine::epoch_ticks(limits.call_time_ms));
+    store.data().log.start_call();
+}
+
 /// Turn a wasmtime error (a trap or a host-side failure) into a plugin error that names
-/// the limit involved.
-fn trap(name: &str, limits: &Limits, what: &str, e: wasmtime::Error) -> Error {
+/// the limit involved and the flag that raises it.
+fn trap(store: &Store<PluginState>, name: &str, limits: &Limits, what: &str, e: wasmtime::Error) -> Error {
+    if let Some(l) = e.downcast_ref::<LimitExceeded>() {
+        return Error::plugin(name, format!("`{what}` {l}"));
+    }
     if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
         let msg = match t {
             wasmtime::Trap::OutOfFuel => format!(
                 "`{what}` ran out of fuel: it used more than {} units in one call (raise the limit with --fuel-per-call)",
                 limits.fuel_per_call
             ),
-            wasmtime::Trap::StackOverflow => format!("`{what}` overflowed the wasm stack (infinite recursion?)"),
+            wasmtime::Trap::Interrupt => format!(
+                "`{what}` ran for longer than the limit of {} per call and was stopped (raise it with --max-call-time)",
+                fmt_ms(limits.call_time_ms)
+            ),
+            wasmtime::Trap::StackOverflow => format!(
+                "`{what}` overflowed the wasm stack of {} (infinite recursion?); raise it with --max-stack",
+                fmt_bytes(limits.stack_bytes)
+            ),
+            wasmtime::Trap::UnreachableCodeReached => match store.data().log.last_panic() {
+                Some(panic) => format!("`{what}` {panic} (the plugin panicked and aborted)"),
+                None => format!(
+                    "`{what}` trapped: wasm `unreachable` executed (the plugin aborted; a Rust plugin does this when it panics)"
+                ),
+            },
+            wasmtime::Trap::MemoryOutOfBounds => format!(
+                "`{what}` trapped: out-of-bounds memory access (a bug in the plugin, or it overflowed its shadow stack)"
+            ),
             _ => format!("`{what}` trapped: {t}"),
         };
         return Error::plugin(name, msg);
     }
-    let text = format!("{e:#}");
-    if text.contains("forcing trap when growing memory") || text.contains("memory") && text.contains("limit") {
+    if let Some(wasmtime::component::ResourceTableError::Full) = e.downcast_ref() {
+        return resources(name, limits, what);
+    }
+    // The remaining limits are enforced inside wasmtime and wasmtime-wasi with plain
+    // messages; the root cause holds them without the wasm backtrace.
+    let root = e.root_cause().to_string();
+    tracing::debug!(plugin = name, "`{what}` failed: {e:?}");
+    if root.contains("store handle limit exceeded") {
+        return resources(name, limits, what);
+    }
+    if root.contains("fuel allocated for hostcalls has been exhausted") {
         return Error::plugin(
             name,
-            format!("`{what}` exceeded the memory limit of {} bytes (raise it with --max-memory)", limits.memory_bytes),
+            format!(
+                "`{what}` handed the host more than {} in one call, over the limit (raise it with --max-output-bytes)",
+                fmt_bytes(limits.max_output_bytes)
+            ),
         );
     }
-    Error::plugin(name, format!("`{what}` failed: {text}"))
+    if root.starts_with("requested len") && root.contains("exceeds limit") {
+        return Error::plugin(
+            name,
+            format!(
+                "`{what}` asked for more randomness than the limit of {} per call ({root})",
+                fmt_bytes(crate::sandbox::MAX_RANDOM_BYTES)
+            ),
+        );
+    }
+    Error::plugin(name, format!("`{what}` failed: {}", root.replace('\n', " ")))
+}
+
+fn resources(name: &str, limits: &Limits, what: &str) -> Error {
+    Error::plugin(
+        name,
+        format!(
+            "`{what}` exceeded the resource limit: it holds more than {} live handles (raise it with --max-resources)",
+            limits.resources
+        ),
+    )
+}
+
+/// `60000` ms as `60 s`, `1500` as `1.5 s`, `250` as `250 ms`.
+fn fmt_ms(ms: u64) -> String {
+    match ms {
+        ms if ms < 1000 => format!("{ms} ms"),
+        ms if ms.is_multiple_of(1000) => format!("{} s", ms / 1000),
+        ms => format!("{:.1} s", ms as f64 / 1000.0),
+    }
+}
+
+/// A plugin's file name, which names it in messages until its `info` is known.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -378,7 +525,11 @@ fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFact
         return Err(Error::usage(format!(
             "plugin `{}` does not export `{EXPORT_PREFIX}{ABI_MAJOR}.x`; it exports: {}. Build it against `wit/transform.wit` (world `transform-plugin`)",
             path.display(),
-            if exports.is_empty() { "nothing".to_string() } else { exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ") }
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+            }
         )));
     };
     let version = &export[EXPORT_PREFIX.len()..];
@@ -392,10 +543,13 @@ fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFact
     for name in &imports {
         let ok = name.starts_with("wasi:") || name.starts_with(HOST_IMPORT_PREFIX);
         if !ok {
-            return Err(Error::usage(format!(
-                "plugin `{}` imports `{name}`, which sluice does not provide; plugins may import only WASI and `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x`",
-                path.display()
-            )));
+            // The plugin's own doing, like a trap: fix or roll back the plugin (exit 4).
+            return Err(Error::plugin(
+                file_name(path),
+                format!(
+                    "imports `{name}`, which sluice does not provide; refused at load. Plugins may import only WASI and `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x`: rebuild it without that import"
+                ),
+            ));
         }
     }
     Ok((version.to_string(), imports, exports))
@@ -404,13 +558,18 @@ fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFact
 fn validate_name(path: &Path, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
         Err(Error::plugin(
             path.display().to_string(),
-            format!("its `info` returned the invalid name `{}`; use 1-64 lowercase letters, digits, `-` or `_`", name.escape_default()),
+            format!(
+                "its `info` returned the invalid name `{}`; use 1-64 lowercase letters, digits, `-` or `_`",
+                name.escape_default()
+            ),
         ))
     }
 }

@@ -3,6 +3,7 @@
 mod abi;
 mod chain;
 mod harness;
+mod hostile;
 mod plugins;
 mod provenance;
 mod recovery;

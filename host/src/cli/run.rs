@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// Input format; detected from magic bytes and the extension when omitted.
     #[arg(long)]
     pub input_format: Option<InputFormat>,
-    /// Plugin `.wasm` component (repeatable; applied in order).
+    /// Plugin `.wasm` component (repeatable; applied in order). `P.wasm@sha256:HEX` pins it:
+    /// a file with another digest is refused before it is compiled.
     #[arg(long, short = 'p')]
     pub plugin: Vec<PathBuf>,
     /// `KEY=VALUE` for the nearest `--plugin` before it (repeatable).
@@ -71,6 +72,33 @@ pub struct RunArgs {
     /// Bytes a plugin may return from one call, e.g. `1GiB`.
     #[arg(long)]
     pub max_output_bytes: Option<String>,
+    /// Wall-clock time a plugin call may take, e.g. `60s`, `500ms`, `2m` [default: 60s].
+    #[arg(long)]
+    pub max_call_time: Option<String>,
+    /// Wasm stack per plugin call, e.g. `1MiB` (at most `4MiB`) [default: 1MiB].
+    #[arg(long)]
+    pub max_stack: Option<String>,
+    /// Table elements per plugin instance [default: 1000000].
+    #[arg(long)]
+    pub max_table_elements: Option<u64>,
+    /// Wasm instances per plugin instance [default: 100].
+    #[arg(long)]
+    pub max_instances: Option<u64>,
+    /// Tables per plugin instance [default: 100].
+    #[arg(long)]
+    pub max_tables: Option<u64>,
+    /// Linear memories per plugin instance [default: 10].
+    #[arg(long)]
+    pub max_memories: Option<u64>,
+    /// Live resource handles (streams, pollables, own resources) per plugin instance [default: 10000].
+    #[arg(long)]
+    pub max_resources: Option<u64>,
+    /// Log bytes a plugin may write (stdout, stderr, `log`) before the rest is dropped, e.g. `1MiB` [default: 1MiB].
+    #[arg(long)]
+    pub max_log_bytes: Option<String>,
+    /// Longest plugin log line in bytes; longer ones are truncated [default: 4096].
+    #[arg(long)]
+    pub max_log_line: Option<usize>,
     /// Do not use the compiled-plugin cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -142,7 +170,64 @@ pub fn limits(args: &RunArgs) -> Result<Limits> {
     if let Some(s) = &args.max_output_bytes {
         limits.max_output_bytes = parse_size("--max-output-bytes", s)?;
     }
+    if let Some(s) = &args.max_call_time {
+        limits.call_time_ms = parse_duration_ms("--max-call-time", s)?;
+    }
+    if let Some(s) = &args.max_stack {
+        limits.stack_bytes = parse_size("--max-stack", s)?;
+    }
+    if let Some(s) = &args.max_log_bytes {
+        limits.max_log_bytes = parse_size("--max-log-bytes", s)?;
+    }
+    let counts = [
+        (args.max_table_elements, &mut limits.table_elements),
+        (args.max_instances, &mut limits.instances),
+        (args.max_tables, &mut limits.tables),
+        (args.max_memories, &mut limits.memories),
+        (args.max_resources, &mut limits.resources),
+    ];
+    for (flag, limit) in counts {
+        if let Some(n) = flag {
+            *limit = n;
+        }
+    }
+    if let Some(n) = args.max_log_line {
+        limits.max_log_line = n;
+    }
+    limits.validate()?;
     Ok(limits)
+}
+
+/// Parse `500ms`, `60s`, `2m`, `1h` (a bare number is seconds) into milliseconds.
+pub fn parse_duration_ms(flag: &str, s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| Error::usage(format!("{flag}: `{s}` is not a duration like `60s`")))?;
+    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(Error::usage(format!(
+                "{flag}: unknown unit in `{s}`; use ms, s, m or h"
+            )));
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| Error::usage(format!("{flag}: `{s}` is too large")))
+}
+
+/// Split `P.wasm@sha256:HEX` into the path and the pin; other paths have no pin.
+fn split_pin(arg: &std::path::Path) -> (PathBuf, Option<String>) {
+    let text = arg.to_string_lossy();
+    match text.rfind("@sha256:") {
+        Some(at) => (PathBuf::from(&text[..at]), Some(text[at + 1..].to_string())),
+        None => (arg.to_path_buf(), None),
+    }
 }
 
 fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
@@ -192,7 +277,13 @@ fn scope_configs(args: &RunArgs, m: &ArgMatches) -> Result<Vec<PluginSpec>> {
     let mut specs: Vec<PluginSpec> = args
         .plugin
         .iter()
-        .map(|p| PluginSpec::new(p.clone(), Vec::new()))
+        .map(|p| {
+            let (path, pin) = split_pin(p);
+            PluginSpec {
+                sha256: pin,
+                ..PluginSpec::new(path, Vec::new())
+            }
+        })
         .collect();
     for (kv, idx) in args.config.iter().zip(config_idx) {
         let Some(owner) = plugin_idx.iter().rposition(|&p| p < idx) else {
@@ -255,5 +346,25 @@ mod tests {
         assert_eq!(parse_size("x", "512MiB").unwrap(), 512 << 20);
         assert_eq!(parse_size("x", "42").unwrap(), 42);
         assert!(parse_size("x", "12 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("x", "500ms").unwrap(), 500);
+        assert_eq!(parse_duration_ms("x", "60s").unwrap(), 60_000);
+        assert_eq!(parse_duration_ms("x", "90").unwrap(), 90_000);
+        assert_eq!(parse_duration_ms("x", "2m").unwrap(), 120_000);
+        assert!(parse_duration_ms("x", "soon").is_err());
+    }
+
+    #[test]
+    fn pins() {
+        let hex = "ab".repeat(32);
+        let (p, pin) = split_pin(std::path::Path::new(&format!("dir@2/f.wasm@sha256:{hex}")));
+        assert_eq!((p, pin), (PathBuf::from("dir@2/f.wasm"), Some(format!("sha256:{hex}"))));
+        assert_eq!(
+            split_pin(std::path::Path::new("a@b.wasm")),
+            (PathBuf::from("a@b.wasm"), None)
+        );
     }
 }
