@@ -1,6 +1,7 @@
 //! End-to-end tests of the `sluice` binary and library. One test binary, so linking happens once.
 
 mod abi;
+mod bad_input;
 mod chain;
 mod harness;
 mod hostile;

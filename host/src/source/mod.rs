@@ -373,9 +373,9 @@ fn expand(path: &Path) -> Result<Vec<(PathBuf, u64)>> {
         return Ok(vec![(path.to_path_buf(), meta.len())]);
     }
     let mut found = Vec::new();
-    let entries = std::fs::read_dir(path).map_err(|e| Error::io("list", path, e))?;
+    let entries = std::fs::read_dir(path).map_err(|e| os_error("list", path, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", path, e))?;
+        let entry = entry.map_err(|e| os_error("list", path, e))?;
         let name = entry.file_name();
         // Hidden files and `_`-prefixed ones (`_SUCCESS`, `_sluice/`) are not data.
         if name
@@ -387,7 +387,7 @@ fn expand(path: &Path) -> Result<Vec<(PathBuf, u64)>> {
         }
         let child = entry.path();
         // `fs::metadata` follows symlinks, so a link to a regular file counts.
-        let meta = std::fs::metadata(&child).map_err(|e| Error::io("read", &child, e))?;
+        let meta = std::fs::metadata(&child).map_err(|e| os_error("read", &child, e))?;
         if meta.is_file() {
             found.push((name, child, meta.len()));
         }
@@ -479,12 +479,28 @@ fn open_file(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| not_found_or_io(path, e))
 }
 
-/// A missing input is bad input (exit 5); anything else the OS says is an I/O error.
+/// A missing or unreadable input is bad input (exit 5); anything else the OS says is an
+/// I/O error, worth retrying.
 fn not_found_or_io(path: &Path, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::input(format!("input `{}` does not exist", path.display()))
-    } else {
-        Error::io("read", path, e)
+    os_error("read", path, e)
+}
+
+/// Map an OS error on input `path` while trying to `what` it: the errors that retrying
+/// cannot fix (missing, not a directory, no permission) are input errors that say what
+/// to do; the rest stay I/O errors.
+fn os_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::input(format!("input `{}` does not exist", path.display())),
+        std::io::ErrorKind::NotADirectory => Error::input(format!(
+            "input `{}` does not exist: a parent of it is not a directory",
+            path.display()
+        )),
+        std::io::ErrorKind::PermissionDenied => Error::input(format!(
+            "cannot {what} input `{}`: permission denied; give the user running sluice read access to it \
+             (and search access to its directories)",
+            path.display()
+        )),
+        _ => Error::io(what, path, e),
     }
 }
 

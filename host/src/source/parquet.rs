@@ -62,7 +62,7 @@ fn load(path: &Path, file: &File, size: u64) -> Result<ArrowReaderMetadata> {
             if start < 0 || len < 0 || end.is_none_or(|end| end as u64 > size) {
                 let what = format!(
                     "column `{}` at bytes {start}..{} outside the file ({size} bytes)",
-                    column.column_path(),
+                    column.column_path().string(),
                     end.map_or("overflow".to_string(), |e| e.to_string()),
                 );
                 return Err(corrupt(path, g, &what));

@@ -551,16 +551,27 @@ fn missing_input_is_an_input_error() {
 }
 
 #[test]
-fn os_errors_other_than_not_found_are_io_errors() {
-    // As root, permission bits do not stop reads; a file used as a directory fails for
-    // every user (ENOTDIR), which exercises the same mapping.
+fn a_path_through_a_file_is_an_input_error() {
+    // ENOTDIR: retrying cannot help, so it is bad input (exit 5), not an I/O error (exit 1).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain.csv");
     fs::write(&file, "a\n1\n").unwrap();
     let e = read_error(&[file.join("child.csv")], &SourceOptions::default());
-    assert_eq!(e.exit_code(), ExitCode::Retryable, "{e}");
+    assert_input_error(&e, &["child.csv` does not exist: a parent of it is not a directory"]);
+}
+
+#[test]
+fn os_errors_map_to_exit_codes() {
+    let p = Path::new("x.csv");
+    let kind = |k: std::io::ErrorKind| os_error("read", p, std::io::Error::from(k)).exit_code();
+    assert_eq!(kind(std::io::ErrorKind::NotFound), ExitCode::BadInput);
+    assert_eq!(kind(std::io::ErrorKind::PermissionDenied), ExitCode::BadInput);
+    assert_eq!(kind(std::io::ErrorKind::NotADirectory), ExitCode::BadInput);
+    assert_eq!(kind(std::io::ErrorKind::Interrupted), ExitCode::Retryable);
+    assert_eq!(kind(std::io::ErrorKind::StorageFull), ExitCode::Retryable);
+    let e = os_error("list", p, std::io::Error::from(std::io::ErrorKind::PermissionDenied));
     assert!(
-        e.to_string().contains("failed to read `") && e.to_string().contains("child.csv`"),
+        e.to_string().contains("cannot list input `x.csv`: permission denied"),
         "{e}"
     );
 }
