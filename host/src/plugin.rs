@@ -80,7 +80,7 @@ impl Plugin {
             && want != sha
         {
             return Err(Error::usage(format!(
-                "plugin `{}` does not match its pin: expected sha256:{want}, found sha256:{sha}; refusing to load it. If this plugin is the one you mean to run, update the pin",
+                "plugin `{}` does not match its pin: found sha256:{sha} but expected sha256:{want}; refusing to load it. If this plugin is the one you mean to run, update the pin",
                 path.display()
             )));
         }

@@ -5,6 +5,7 @@ mod bad_input;
 mod chain;
 mod harness;
 mod hostile;
+mod pinning;
 mod plugins;
 mod provenance;
 mod recovery;
