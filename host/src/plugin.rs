@@ -452,6 +452,24 @@ fn trap(store: &Store<PluginState>, name: &str, limits: &Limits, what: &str, e: 
     if root.contains("store handle limit exceeded") {
         return resources(name, limits, what);
     }
+    let counts = [
+        (
+            "instance count too high",
+            "instance",
+            limits.instances,
+            "--max-instances",
+        ),
+        ("table count too high", "table", limits.tables, "--max-tables"),
+        ("memory count too high", "memory", limits.memories, "--max-memories"),
+    ];
+    for (text, kind, limit, flag) in counts {
+        if root.contains(text) {
+            return Error::plugin(
+                name,
+                format!("`{what}` exceeded the {kind} limit: it needs more than {limit} (raise it with {flag})"),
+            );
+        }
+    }
     if root.contains("fuel allocated for hostcalls has been exhausted") {
         return Error::plugin(
             name,

@@ -475,3 +475,42 @@ fn unusable_limits_are_usage_errors() {
             .stderr(predicates::str::contains(needle));
     }
 }
+
+#[test]
+fn instance_table_and_memory_limits_apply_at_instantiation() {
+    // Every component needs a few instances, a table and some memory: tiny limits refuse
+    // even the passthrough plugin, as soon as it is instantiated at load.
+    for (flags, needle) in [
+        (
+            ["--max-instances", "1"],
+            "`instantiation` exceeded the instance limit: it needs more than 1 (raise it with --max-instances)",
+        ),
+        (
+            ["--max-tables", "1"],
+            "`instantiation` exceeded the table limit: it needs more than 1 (raise it with --max-tables)",
+        ),
+        (
+            ["--max-table-elements", "10"],
+            "`instantiation` exceeded the table limit: it asked for",
+        ),
+        (
+            ["--max-memory", "64KiB"],
+            "`instantiation` exceeded the memory limit: it asked for",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("orders.parquet");
+        write_parquet(&input, &[orders()]);
+        sluice()
+            .args(["run", "--input"])
+            .arg(&input)
+            .args(["--plugin", art::PASSTHROUGH])
+            .args(flags)
+            .arg("--output")
+            .arg(dir.path().join("out"))
+            .assert()
+            .code(4)
+            .stderr(predicates::str::contains("error: plugin `passthrough.wasm`: "))
+            .stderr(predicates::str::contains(needle));
+    }
+}
