@@ -40,7 +40,10 @@ pub struct Limits {
     /// at a 10 ms resolution (`--max-call-time`, default 60 s). Unlike fuel it also stops
     /// a plugin that spends its time in host calls.
     pub call_time_ms: u64,
-    /// Wasm stack per call, in bytes (`--max-stack`, default 1 MiB, at most 4 MiB).
+    /// Wasm stack per call, in bytes (`--max-stack`, default 1 MiB, at most 4 MiB). Wasm
+    /// frames live on the calling thread's native stack, which must be larger than this
+    /// (the main thread's 8 MiB is; a library user calling plugins from a thread with a
+    /// small stack should lower this limit).
     pub stack_bytes: u64,
     /// Table elements per instance, summed over all its tables
     /// (`--max-table-elements`, default 1,000,000).
@@ -617,6 +620,75 @@ mod tests {
             "a\\u{202e}b\\u{2028}c\\u{2067}"
         );
         assert_eq!(escape("tab\there ünï", 100), "tab\\there ünï");
+    }
+
+    #[test]
+    fn memory_and_tables_are_limited_in_total_across_the_instance() {
+        use wasmtime::ResourceLimiter;
+        let mut l = Limiter::new(&Limits {
+            memory_bytes: 100 << 20,
+            table_elements: 1000,
+            ..Limits::default()
+        });
+        assert!(l.memory_growing(0, 60 << 20, None).unwrap());
+        // A second memory may not take the total over the limit, however it is split.
+        let e = l.memory_growing(0, 50 << 20, None).unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<LimitExceeded>(),
+            Some(&LimitExceeded::Memory {
+                wanted: 110 << 20,
+                limit: 100 << 20
+            })
+        );
+        assert!(
+            l.memory_growing(60 << 20, 100 << 20, None).unwrap(),
+            "growing one memory to the limit is fine"
+        );
+        assert!(l.table_growing(0, 600, None).unwrap());
+        assert!(l.table_growing(0, 401, None).is_err());
+        assert!(l.table_growing(600, 1000, None).unwrap());
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(fmt_bytes(512), "512 bytes");
+        assert_eq!(fmt_bytes(1 << 30), "1 GiB (1073741824 bytes)");
+        assert_eq!(fmt_bytes((1 << 20) + (1 << 19)), "1.5 MiB (1572864 bytes)");
+    }
+
+    #[test]
+    fn the_panic_message_is_found_in_the_last_output_of_the_call() {
+        let log = LogCapture::new("p", &Limits::default());
+        log.write_bytes(b"starting\n");
+        assert_eq!(log.last_panic(), None);
+        log.write_bytes(
+            b"\nthread '<unnamed>' panicked at src/lib.rs:3:5:\nboom \x1b[31m\nnote: run with `RUST_BACKTRACE=1`\n",
+        );
+        assert_eq!(
+            log.last_panic().as_deref(),
+            Some("panicked at src/lib.rs:3:5: boom \\u{1b}[31m")
+        );
+        log.start_call();
+        assert_eq!(log.last_panic(), None, "a new call starts clean");
+    }
+
+    #[test]
+    fn zero_and_out_of_range_limits_are_refused_naming_the_flag() {
+        assert!(Limits::default().validate().is_ok());
+        let e = Limits {
+            resources: 0,
+            ..Limits::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("--max-resources"), "{e}");
+        let e = Limits {
+            stack_bytes: 64 << 20,
+            ..Limits::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("--max-stack"), "{e}");
     }
 
     #[test]
