@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Decimal128Array, Int64Array, RecordBatch, Scalar};
 use arrow::compute::kernels::cmp;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_host::{Runtime, RuntimeOptions};
 use sluice_test_artifacts as art;
@@ -103,5 +103,125 @@ fn transform(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, transform);
+/// The first `rows` rows of TPC-H lineitem (`SLUICE_BENCH_DATA`, default
+/// `/tmp/tpch-sf1/lineitem.parquet`; see `benches/compare.sh` to generate it), in one batch.
+fn lineitem(rows: usize) -> Option<RecordBatch> {
+    let path = std::env::var("SLUICE_BENCH_DATA").unwrap_or_else(|_| "/tmp/tpch-sf1/lineitem.parquet".into());
+    let file = std::fs::File::open(&path).ok()?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .ok()?
+        .with_batch_size(rows)
+        .build()
+        .ok()?;
+    let batch = reader.into_iter().next()?.ok()?;
+    // One allocation per column, as a decoded batch that arrived in one piece would have.
+    Some(arrow::compute::concat_batches(&batch.schema(), [&batch]).unwrap())
+}
+
+/// A plugin's own logic called natively (no sandbox, no IPC), as a chain.
+struct NativeChain(Vec<Box<dyn FnMut(RecordBatch) -> Vec<RecordBatch>>>);
+
+impl NativeChain {
+    fn run(&mut self, b: &RecordBatch) -> usize {
+        let mut batches = vec![b.clone()];
+        for stage in &mut self.0 {
+            batches = batches.into_iter().flat_map(&mut *stage).collect();
+        }
+        batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+fn native<T: sluice_sdk::Transform + 'static>(
+    config: &[(&str, &str)],
+    schema: &SchemaRef,
+) -> (Box<dyn FnMut(RecordBatch) -> Vec<RecordBatch>>, SchemaRef) {
+    let config = sluice_sdk::Config::new(config.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut t = T::open(&config, Arc::clone(schema), None).unwrap();
+    let out = t.output_schema();
+    (Box::new(move |b| t.process(b).unwrap()), out)
+}
+
+/// The benchmark jobs' transform stage on real lineitem batches: the plugins' own code
+/// called natively vs the same plugins as wasm through the sandbox (IPC both ways).
+fn jobs(c: &mut Criterion) {
+    let rt = Runtime::new(RuntimeOptions::with_default_cache()).unwrap();
+    let load = |p: &str| rt.load_plugin(Path::new(p)).unwrap();
+    let (filter, derive, mask, passthrough) = (
+        load(art::FILTER),
+        load(art::DERIVE),
+        load(art::MASK),
+        load(art::PASSTHROUGH),
+    );
+    let b1_filter = [("predicate", "l_discount between 0.05 and 0.07 and l_quantity < 24")];
+    let b1_derive = [
+        ("name", "revenue"),
+        ("expr", "l_extendedprice * l_discount"),
+        ("type", "decimal(18,4)"),
+    ];
+    let b2 = [("columns", "l_comment")];
+    let owned = |c: &[(&str, &str)]| {
+        c.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    for rows in [8_192usize, 65_536, 262_144] {
+        let Some(b) = lineitem(rows) else {
+            eprintln!("no lineitem data: skipping the job benchmarks (run benches/compare.sh once)");
+            return;
+        };
+        let schema = b.schema();
+        for job in ["b1", "b2", "b3"] {
+            let mut g = c.benchmark_group(format!("transform/{job}/{rows}"));
+            g.throughput(Throughput::Elements(rows as u64));
+            let mut chain = match job {
+                "b1" => {
+                    let (f, s) = native::<filter::Filter>(&b1_filter, &schema);
+                    let (d, _) = native::<derive::Derive>(&b1_derive, &s);
+                    NativeChain(vec![f, d])
+                }
+                "b2" => NativeChain(vec![native::<mask::Mask>(&b2, &schema).0]),
+                // `passthrough` returns its input batch: natively, that is the identity.
+                _ => NativeChain(vec![Box::new(|b| vec![b])]),
+            };
+            g.bench_function("native", |bench| bench.iter(|| chain.run(&b)));
+            let mut stages = match job {
+                "b1" => {
+                    let f = filter
+                        .open(&owned(&b1_filter), &schema, None, &Default::default())
+                        .unwrap();
+                    let d = derive
+                        .open(&owned(&b1_derive), f.output_schema(), None, &Default::default())
+                        .unwrap();
+                    vec![f, d]
+                }
+                "b2" => vec![mask.open(&owned(&b2), &schema, None, &Default::default()).unwrap()],
+                _ => vec![passthrough.open(&[], &schema, None, &Default::default()).unwrap()],
+            };
+            g.bench_function("wasm", |bench| {
+                bench.iter(|| {
+                    let mut batches = vec![b.clone()];
+                    for t in &mut stages {
+                        batches = batches.iter().flat_map(|b| t.process(b).unwrap()).collect();
+                    }
+                    batches.iter().map(|b| b.num_rows()).sum::<usize>()
+                })
+            });
+            g.finish();
+        }
+    }
+    if let Some(big) = lineitem(1 << 20) {
+        let mut g = c.benchmark_group("digest/lineitem/1048576");
+        g.throughput(Throughput::Bytes(big.get_array_memory_size() as u64));
+        g.bench_function("data-digest", |bench| {
+            bench.iter(|| {
+                let mut d = sluice_host::digest::DataDigest::new(&big.schema());
+                d.update(&big);
+                d.finish()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, transform, jobs);
 criterion_main!(benches);

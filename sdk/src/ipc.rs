@@ -12,8 +12,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
-use arrow_ipc::reader::StreamDecoder;
+use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_ipc::{Block, MetadataVersion};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 
 use crate::Error;
@@ -73,6 +74,9 @@ pub struct InputDecoder {
     schema_message: Vec<u8>,
     /// A decoder that has read `schema_message` and nothing else that failed.
     primed: StreamDecoder,
+    /// Reads a single record batch message without arrow's validation (see [`validate`]);
+    /// `None` when the schema has dictionaries (those streams take the `primed` path).
+    unchecked: Option<FileDecoder>,
 }
 
 impl InputDecoder {
@@ -84,10 +88,39 @@ impl InputDecoder {
         let schema_message = schema_message_len(schema_ipc)
             .map(|n| schema_ipc[..n].to_vec())
             .unwrap_or_default();
+        let has_dictionaries = schema.fields().iter().any(|f| {
+            let mut dict = false;
+            fn walk(dt: &DataType, dict: &mut bool) {
+                match dt {
+                    DataType::Dictionary(..) => *dict = true,
+                    DataType::List(f)
+                    | DataType::LargeList(f)
+                    | DataType::FixedSizeList(f, _)
+                    | DataType::ListView(f)
+                    | DataType::LargeListView(f)
+                    | DataType::Map(f, _) => walk(f.data_type(), dict),
+                    DataType::Struct(fs) => fs.iter().for_each(|f| walk(f.data_type(), dict)),
+                    DataType::Union(fs, _) => fs.iter().for_each(|(_, f)| walk(f.data_type(), dict)),
+                    DataType::RunEndEncoded(a, b) => {
+                        walk(a.data_type(), dict);
+                        walk(b.data_type(), dict)
+                    }
+                    _ => {}
+                }
+            }
+            walk(f.data_type(), &mut dict);
+            dict
+        });
+        // SAFETY: every batch this decoder returns goes through `validate` before any other
+        // code sees it, which runs arrow's full validation (with an equivalent check of view
+        // columns): see `decode_unchecked`.
+        let unchecked = (!has_dictionaries)
+            .then(|| unsafe { FileDecoder::new(Arc::clone(&schema), MetadataVersion::V5).with_skip_validation(true) });
         let mut decoder = InputDecoder {
             schema,
             schema_message,
             primed: StreamDecoder::new(),
+            unchecked,
         };
         decoder.reprime()?;
         Ok(decoder)
@@ -103,7 +136,7 @@ impl InputDecoder {
     /// A schema message has an empty body, which `StreamDecoder` only completes when more
     /// bytes arrive: the schema is parsed once, on the first call, then kept.
     fn reprime(&mut self) -> Result<(), Error> {
-        self.primed = unchecked_decoder();
+        self.primed = StreamDecoder::new();
         if !self.schema_message.is_empty() {
             let mut buf = Buffer::from(self.schema_message.as_slice());
             self.primed
@@ -119,10 +152,10 @@ impl InputDecoder {
             let skip = self.schema_message.len();
             let mut buf = Buffer::from_vec(bytes);
             buf.advance(skip);
-            match Self::one_batch(&mut self.primed, &mut buf)
-                .and_then(validate)
-                .and_then(|b| self.relabel(b))
-            {
+            if let Some(decoder) = &self.unchecked {
+                return Self::decode_unchecked(decoder, &buf).and_then(|b| self.relabel(b));
+            }
+            match Self::one_batch(&mut self.primed, &mut buf).and_then(|b| self.relabel(b)) {
                 Ok(batch) => Ok(batch),
                 Err(e) => {
                     // The decoder may hold half a message: start over from the schema.
@@ -147,6 +180,57 @@ impl InputDecoder {
             batch.columns().to_vec(),
             &options,
         )?)
+    }
+
+    /// Read the one record batch message at the start of `buf` (then expect the end of the
+    /// stream) without arrow's per-value validation, then [`validate`] it.
+    ///
+    /// `StreamDecoder` in arrow 60 validates every array however it is configured; for
+    /// `Utf8View` that is one `str::from_utf8` call per value, which dominated decoding here.
+    fn decode_unchecked(decoder: &FileDecoder, buf: &Buffer) -> Result<RecordBatch, Error> {
+        let bytes = buf.as_slice();
+        if is_end_of_stream(bytes) {
+            return Err(Error::InvalidInput(
+                "the input IPC stream holds no record batch; expected exactly one".into(),
+            ));
+        }
+        let malformed = |what: &str| Error::InvalidInput(format!("cannot read the input IPC stream: {what}"));
+        let (prefix, meta_len) = match bytes.get(..4) {
+            Some(p) if p == CONTINUATION => (8usize, bytes.get(4..8)),
+            Some(p) => (4, Some(p)),
+            None => return Err(malformed("no record batch; expected exactly one")),
+        };
+        let meta_len = u32::from_le_bytes(
+            meta_len
+                .and_then(|m| m.try_into().ok())
+                .ok_or_else(|| malformed("truncated message header"))?,
+        ) as usize;
+        let meta_end = prefix
+            .checked_add(meta_len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| malformed("truncated message"))?;
+        let message = arrow_ipc::root_as_message(&bytes[prefix..meta_end])
+            .map_err(|e| malformed(&format!("invalid message: {e}")))?;
+        if message.header_type() != arrow_ipc::MessageHeader::RecordBatch {
+            return Err(malformed("expected exactly one record batch"));
+        }
+        let body = usize::try_from(message.bodyLength()).map_err(|_| malformed("negative body length"))?;
+        let end = meta_end
+            .checked_add(body)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| malformed("truncated body"))?;
+        if !is_end_of_stream(&bytes[end..]) {
+            return Err(Error::InvalidInput(format!(
+                "the input IPC stream has {} bytes after its record batch; expected exactly one batch",
+                bytes.len() - end
+            )));
+        }
+        let block = Block::new(0, meta_end as i32, body as i64);
+        let batch = decoder
+            .read_record_batch(&block, &buf.slice_with_length(0, end))
+            .map_err(|e| ipc_error("cannot read the input IPC stream", e))?
+            .ok_or_else(|| malformed("no record batch; expected exactly one"))?;
+        validate(batch)
     }
 
     /// Read one record batch (and any dictionaries before it), then expect the end.
@@ -194,14 +278,6 @@ impl InputDecoder {
     }
 }
 
-/// A stream decoder that leaves validation to [`validate`].
-fn unchecked_decoder() -> StreamDecoder {
-    // SAFETY: every batch this decoder returns goes through `validate` before any other
-    // code sees it; `validate` runs arrow's full validation except the per-value UTF-8
-    // check of view columns, which `check_string_views` replaces with an equivalent one.
-    unsafe { StreamDecoder::new().with_skip_validation(true) }
-}
-
 /// Validate a batch decoded without validation: layout, nulls and values of every column,
 /// as `ArrayData::validate_full` does, with a faster value check for `Utf8View` columns.
 fn validate(batch: RecordBatch) -> Result<RecordBatch, Error> {
@@ -215,14 +291,14 @@ fn validate(batch: RecordBatch) -> Result<RecordBatch, Error> {
             data.validate_full()
         };
         checked.map_err(|e| ipc_error(&format!("invalid input column `{}`", field.name()), e))?;
-        if !field.is_nullable() && column.null_count() > 0 {
-            return Err(Error::InvalidInput(format!(
-                "input column `{}` holds nulls but its field is non-nullable",
-                field.name()
-            )));
-        }
     }
-    Ok(batch)
+    // The checked constructor: column lengths equal the row count, nullability, types.
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(batch.schema_ref()),
+        batch.columns().to_vec(),
+        &options,
+    )?)
 }
 
 /// What `validate_string_view` checks (buffer index and bounds, prefix, zero padding of
@@ -449,10 +525,18 @@ mod tests {
             assert_eq!(got, batch(n));
             assert!(Arc::ptr_eq(got.schema_ref(), dec.schema()));
         }
-        // The persistent decoder read the schema once: its `Arc` is reused for every batch.
-        let first = dec.primed.schema().unwrap();
-        dec.decode(encode_all(&schema(), &[batch(1)]).unwrap()).unwrap();
-        assert!(Arc::ptr_eq(&first, &dec.primed.schema().unwrap()));
+        // No dictionaries: batches are read by the unchecked single-message decoder, which
+        // never re-parses the schema; invalid data is still refused by `validate`.
+        assert!(dec.unchecked.is_some());
+        let mut bad = encode_all(&schema(), &[batch(3)]).unwrap();
+        let at = bad.windows(2).position(|w| w == b"v1").unwrap();
+        bad[at] = 0xff;
+        let e = dec.decode(bad).unwrap_err();
+        assert!(e.message().contains("invalid input column `s`"), "{e}");
+        assert_eq!(
+            dec.decode(encode_all(&schema(), &[batch(2)]).unwrap()).unwrap(),
+            batch(2)
+        );
     }
 
     #[test]
