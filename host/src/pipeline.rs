@@ -820,14 +820,16 @@ fn run_chunks(
     let resumed = journal.chunks.len() as u64;
     let stop = AtomicBool::new(false);
     let (job_tx, job_rx) = sync_channel::<Job>(0);
-    let job_rx = Mutex::new(job_rx);
+    // Shared by the workers only: once the last one has stopped, the dispatcher's next
+    // `send` fails instead of waiting for a worker that will never come.
+    let job_rx = Arc::new(Mutex::new(job_rx));
     let (out_tx, out_rx) = channel::<(u64, Result<Outcome>)>();
     let in_schema = Arc::clone(chain.input_schema());
     let mut stateful_chain = ctx.stateful.then_some(chain);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let out_tx = out_tx.clone();
-            let (job_rx, stop) = (&job_rx, &stop);
+            let (job_rx, stop) = (Arc::clone(&job_rx), &stop);
             let mut carried = stateful_chain.take();
             scope.spawn(move || {
                 loop {
@@ -859,6 +861,7 @@ fn run_chunks(
         }
         let dispatch_tx = out_tx.clone();
         drop(out_tx);
+        drop(job_rx);
         let stop = &stop;
         let in_schema = &in_schema;
         scope.spawn(move || {
