@@ -221,6 +221,11 @@ impl OutputDir {
         write_atomic(&self.root.join("_sluice").join("manifest.json"), manifest_json)?;
         fault::point("manifest_written", chunks)?;
         write_atomic(&self.root.join("_SUCCESS"), b"")?;
+        // A failed earlier attempt is history now: the manifest is the record.
+        let attempt = self.root.join("_sluice").join("last_attempt.json");
+        if attempt.exists() {
+            std::fs::remove_file(&attempt).map_err(|e| Error::io("remove", &attempt, e))?;
+        }
         fault::point("success_written", chunks)?;
         Ok(())
     }

@@ -540,6 +540,20 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         drop(reader);
         if let Err(e) = result {
             out.cleanup_temp();
+            // The failed attempt is recorded beside the journal (the manifest is only for
+            // finished runs): what failed, how, after how long, how far it got.
+            let attempt = serde_json::json!({
+                "status": "failed",
+                "action_key": action_key,
+                "error": { "category": e.category(), "exit_code": e.exit_code() as u8, "message": e.to_string() },
+                "chunks_committed": journal.chunks.len(),
+                "elapsed_ms": start.elapsed().as_millis() as u64,
+                "context": spec.context,
+            });
+            let path = out.root().join("_sluice").join("last_attempt.json");
+            if let Err(w) = outdir::write_atomic(&path, &serde_json::to_vec_pretty(&attempt).expect("serializes")) {
+                tracing::warn!("could not record the failed attempt: {w}");
+            }
             return Err(e);
         }
     }

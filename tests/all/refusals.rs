@@ -77,4 +77,10 @@ fn a_batch_that_breaks_the_declared_schema_fails_with_exit_4_and_no_output() {
         .map(|d| d.collect())
         .unwrap_or_default();
     assert!(parts.is_empty(), "no part file, not even a temporary one: {parts:?}");
+    // The failed attempt is recorded with its error, for whoever looks at 3 AM.
+    let attempt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("_sluice/last_attempt.json")).unwrap()).unwrap();
+    assert_eq!(attempt["status"], "failed");
+    assert_eq!(attempt["error"]["exit_code"], 4);
+    assert_eq!(attempt["chunks_committed"], 0);
 }
