@@ -39,8 +39,8 @@ pub fn encode_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8
     let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     let mut out = Vec::with_capacity(size + 4096);
     let opts = IpcWriteOptions::default();
-    let mut w = StreamWriter::try_new_with_options(&mut out, schema, opts)
-        .map_err(|e| IpcError::Malformed(e.to_string()))?;
+    let mut w =
+        StreamWriter::try_new_with_options(&mut out, schema, opts).map_err(|e| IpcError::Malformed(e.to_string()))?;
     for b in batches {
         w.write(b).map_err(|e| IpcError::Malformed(e.to_string()))?;
     }
@@ -124,7 +124,11 @@ pub fn describe_difference(got: &Schema, expected: &Schema) -> String {
 }
 
 fn field_list(s: &Schema) -> String {
-    s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+    s.fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ const PLUGINS: &[(&str, &str)] = &[
 
 fn main() {
     // This crate lives in `tests/artifacts`; the workspace root is two levels up.
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..").canonicalize().unwrap();
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../..")
+        .canonicalize()
+        .unwrap();
     for dir in ["plugins", "sdk", "wit", "tests/plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -40,23 +43,34 @@ fn main() {
         cmd.args(["-p", pkg]);
     }
     // The outer build's flags are for the host, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128");
     let status = cmd.status().expect("failed to run cargo for the wasm plugins");
     if !status.success() {
-        panic!(
-            "building the wasm plugins failed; is the target installed? run `rustup target add wasm32-wasip2`"
-        );
+        panic!("building the wasm plugins failed; is the target installed? run `rustup target add wasm32-wasip2`");
     }
     let out_dir = target_dir.join("wasm32-wasip2").join("plugin");
     let mut consts = String::new();
     for (pkg, stem) in PLUGINS {
         let path = out_dir.join(format!("{stem}.wasm"));
-        assert!(path.exists(), "plugin `{pkg}` was built but `{}` is missing", path.display());
+        assert!(
+            path.exists(),
+            "plugin `{pkg}` was built but `{}` is missing",
+            path.display()
+        );
         let name = pkg.to_uppercase().replace('-', "_");
-        consts.push_str(&format!("/// Path of the `{pkg}` plugin.\npub const {name}: &str = {:?};\n", path.display().to_string()));
+        consts.push_str(&format!(
+            "/// Path of the `{pkg}` plugin.\npub const {name}: &str = {:?};\n",
+            path.display().to_string()
+        ));
     }
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins.rs");
     std::fs::write(dest, consts).unwrap();
