@@ -6,7 +6,7 @@
 #   usage: benches/compare.sh [RUNS=5] [JOBS="b1 b2 b3"]
 #   env:   SF=1  DATA=/tmp/tpch-sf$SF/lineitem.parquet  OUT=/dev/shm/sluice-compare
 #          PEERS_DIR=../shared/bench (the peer scripts, used in place)  THREADS=2
-#          PEERS="sluice native-t2 native-t1 duckdb polars"  (b2 adds polars-plugin)
+#          PEERS="sluice native-t2 native-t1 duckdb polars"  (b2 adds polars-plugin)  SKIP_BUILD=1
 #
 # Every run is a whole process timed with GNU time (wall, peak RSS). Runs are interleaved
 # (round r runs every peer once, in an order rotated by r) so machine noise hits all peers
@@ -40,11 +40,16 @@ fi
 
 # Builds: sluice (release), the plugins exactly as the tests build them (+simd128, profile
 # `plugin`), and the native peer from the shared sources into our target dir.
+# SKIP_BUILD=1 uses what is already built (e.g. while other builds hold cargo's locks).
+if [ -z "${SKIP_BUILD:-}" ]; then
 cargo build -q --release -p sluice-host
 CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C target-feature=+simd128" \
   cargo build -q --target wasm32-wasip2 --profile plugin --target-dir target/wasm-plugins \
   -p filter -p derive -p mask -p passthrough
-cargo build -q --release --locked --manifest-path "$PEERS_DIR/native-rs/Cargo.toml" --target-dir target/peer-native-rs
+if [[ " $PEERS " == *" native-"* ]]; then
+  cargo build -q --release --locked --manifest-path "$PEERS_DIR/native-rs/Cargo.toml" --target-dir target/peer-native-rs
+fi
+fi
 BIN="$ROOT/target/release/sluice"
 P="$ROOT/target/wasm-plugins/wasm32-wasip2/plugin"
 NATIVE="$ROOT/target/peer-native-rs/release/native-rs"

@@ -140,6 +140,8 @@ fn an_output_directory_with_foreign_files_is_refused_without_overwrite() {
 /// number of threads.
 #[test]
 fn output_and_journal_do_not_depend_on_the_thread_count() {
+    /// Part files (name, bytes) and the journal as the run record repeats it.
+    type Snapshot = (Vec<(String, Vec<u8>)>, serde_json::Value);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("orders.parquet");
     let batches: Vec<RecordBatch> = (0..9).map(|_| orders()).collect();
@@ -165,7 +167,7 @@ fn output_and_journal_do_not_depend_on_the_thread_count() {
         ],
     ];
     for (c, chain) in chains.iter().enumerate() {
-        let mut seen: Option<(Vec<(String, Vec<u8>)>, serde_json::Value)> = None;
+        let mut seen: Option<Snapshot> = None;
         for threads in ["1", "2", "5"] {
             let out = dir.path().join(format!("out-{c}-{threads}"));
             sluice()
