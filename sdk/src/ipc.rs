@@ -314,19 +314,21 @@ fn check_string_views(data: &ArrayData) -> Result<(), ArrowError> {
             .map(|_| ())
             .map_err(|e| bad(idx, &format!("non-UTF-8 data: {e}")))
     };
+    // Work on the two `u64` halves: wasm has no 128-bit shifts (they become calls).
     for (idx, &v) in views.iter().enumerate() {
-        let len = v as u32 as usize;
+        let (lo, hi) = (v as u64, (v >> 64) as u64);
+        let len = lo as u32 as usize;
         if len <= 12 {
-            let payload = v >> 32;
-            if len < 12 && (payload >> (len * 8)) != 0 {
+            let bytes = v.to_le_bytes();
+            if bytes[4 + len..].iter().any(|&b| b != 0) {
                 return Err(bad(idx, "non-zero padding in an inline view"));
             }
-            if (payload as u64 | (payload >> 64) as u64) & HIGH != 0 {
-                utf8(idx, &v.to_le_bytes()[4..4 + len])?;
+            if ((lo >> 32) | hi) & HIGH != 0 {
+                utf8(idx, &bytes[4..4 + len])?;
             }
             continue;
         }
-        let (prefix, index, offset) = ((v >> 32) as u32, (v >> 64) as u32 as usize, (v >> 96) as u32 as usize);
+        let (prefix, index, offset) = ((lo >> 32) as u32, hi as u32 as usize, (hi >> 32) as usize);
         let buffer = buffers
             .get(index)
             .ok_or_else(|| bad(idx, "buffer index out of range"))?;
@@ -537,6 +539,55 @@ mod tests {
             dec.decode(encode_all(&schema(), &[batch(2)]).unwrap()).unwrap(),
             batch(2)
         );
+    }
+
+    /// The view check accepts what arrow accepts and refuses what it refuses.
+    #[test]
+    fn string_view_check_agrees_with_arrow() {
+        use arrow_array::{Array, BinaryViewArray, StringViewArray};
+        let good = StringViewArray::from(vec![
+            Some("short"),
+            None,
+            Some("a string longer than twelve bytes"),
+            Some(""),
+            Some("ünïcödé, long enough to be out of line"),
+            Some("ü"),
+        ]);
+        assert!(check_string_views(&good.to_data()).is_ok());
+        assert!(check_string_views(&good.slice(2, 3).to_data()).is_ok());
+        for bad in [
+            &b"\xff"[..],
+            &b"0123456789abcdef\xc3"[..],
+            &b"0123456789abcdef\xc3(rest)"[..],
+        ] {
+            let bin = BinaryViewArray::from(vec![Some(&b"fine"[..]), Some(bad)]);
+            let data = bin.to_data().into_builder().data_type(DataType::Utf8View);
+            // SAFETY: only handed to the checks below, never used as a string array.
+            let data = unsafe { data.build_unchecked() };
+            assert!(data.validate_values().is_err(), "arrow refuses {bad:?}");
+            assert!(check_string_views(&data).is_err(), "the view check refuses {bad:?}");
+        }
+        let long = StringViewArray::from(vec!["a string longer than twelve bytes"]).to_data();
+        let view = long.buffers()[0].typed_data::<u128>()[0];
+        for v in [view + (1u128 << 96) * 100, view ^ (1u128 << 33), view + (1u128 << 64)] {
+            let views = Buffer::from_vec(vec![v]);
+            let data = long
+                .clone()
+                .into_builder()
+                .buffers(vec![views, long.buffers()[1].clone()]);
+            // SAFETY: only handed to the checks below.
+            let data = unsafe { data.build_unchecked() };
+            assert!(data.validate_values().is_err());
+            assert!(check_string_views(&data).is_err());
+        }
+        // Non-zero padding after a short inline string.
+        let short = StringViewArray::from(vec!["ab"]).to_data();
+        let v = short.buffers()[0].typed_data::<u128>()[0] | (1u128 << 120);
+        let data = short.clone().into_builder().buffers(vec![Buffer::from_vec(vec![v])]);
+        // SAFETY: only handed to the checks below.
+        let data = unsafe { data.build_unchecked() };
+        assert!(data.validate_values().is_err());
+        assert!(check_string_views(&data).is_err());
     }
 
     #[test]
