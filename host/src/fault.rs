@@ -58,6 +58,7 @@ mod imp {
     }
 }
 
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 fn injected(kind: i32, what: &str, path: &Path) -> Error {
     Error::io(what, path, std::io::Error::from_raw_os_error(kind))
 }
