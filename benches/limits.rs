@@ -3,8 +3,9 @@
 //!
 //! The engines are built here rather than through `Runtime` so the unmetered baseline
 //! can be measured; their settings otherwise match `engine.rs` (NaN canonicalization,
-//! deterministic relaxed SIMD, Cranelift speed). `spin` is the worst case for metering
-//! (a tight arithmetic loop, nothing else); `mask` hashes strings; `filter` and `derive`
+//! deterministic relaxed SIMD, Cranelift speed). `spin` (a loop bound by multiply latency)
+//! and `spin-wide` (four independent additions per turn, bound by throughput: the worst
+//! case for per-block metering) are tight loops and nothing else; `mask` hashes strings; `filter` and `derive`
 //! are the benchmark jobs' kernels plus the IPC round trip.
 //!
 //! Not criterion: on a shared 2-core machine its wall-time samples mostly measured the
@@ -158,6 +159,14 @@ fn limits() {
             "spin",
             art::HOSTILE,
             vec![("iterations".into(), "20000000".into()), ("mode".into(), "spin".into())],
+        ),
+        (
+            "spin-wide",
+            art::HOSTILE,
+            vec![
+                ("iterations".into(), "50000000".into()),
+                ("mode".into(), "spin-wide".into()),
+            ],
         ),
         ("mask", art::MASK, kv("columns", "l_comment")),
         (

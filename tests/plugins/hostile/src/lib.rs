@@ -25,8 +25,8 @@
 //! - `sleep`: sleeps one hour and reports how far the monotonic clock moved.
 //! - `random`: returns 32 random bytes in hex.
 //!
-//! Modes that pass their input through: `spin` (burns `iterations` loop turns per batch,
-//! for benchmarks) and `log-flood` (writes long lines with control characters to stdout,
+//! Modes that pass their input through: `spin` and `spin-wide` (burn `iterations` loop
+//! turns per batch, latency-bound and throughput-bound, for benchmarks) and `log-flood` (writes long lines with control characters to stdout,
 //! stderr and `log`, far beyond the log quota).
 //!
 //! It binds the WIT directly: the SDK would refuse to break the contract.
@@ -71,6 +71,7 @@ enum Output {
 
 const ECHO_MODES: &[&str] = &[
     "spin",
+    "spin-wide",
     "loop",
     "memory",
     "recurse",
@@ -351,6 +352,25 @@ impl GuestTransformer for HostileTransformer {
                     x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
                 }
                 if x == 42 {
+                    return Err(Error::Internal("unlucky".into()));
+                }
+                Ok(batch)
+            }
+            "spin-wide" => {
+                // Four independent additions per turn: bound by instruction throughput, not
+                // by latency, so per-block metering shows here if anywhere.
+                let n = self.number("iterations", 1_000_000)?;
+                let (mut a, mut b, mut c, mut d) = (batch.len() as u64, 1u64, 2u64, 3u64);
+                for i in 0..n {
+                    a = a.wrapping_add(i);
+                    b = b.wrapping_add(a ^ i);
+                    c = c.wrapping_add(b >> 3);
+                    d = d.wrapping_add(c | i);
+                    // Keeps LLVM from turning the loop into a closed form.
+                    // SAFETY: `d` is a live local.
+                    unsafe { std::ptr::write_volatile(&mut d, d) };
+                }
+                if a ^ b ^ c ^ d == 42 {
                     return Err(Error::Internal("unlucky".into()));
                 }
                 Ok(batch)
