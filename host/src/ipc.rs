@@ -49,8 +49,86 @@ pub fn encode_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8
     Ok(out)
 }
 
+/// Check the framing of every message in IPC stream `bytes` before arrow decodes it: each
+/// message's metadata and body fit in the bytes, and every buffer a record batch or
+/// dictionary batch declares lies inside its body.
+///
+/// arrow-ipc 60 slices body buffers at the offsets a message declares without checking
+/// them, and panics on a bad one (found by fuzzing `decode_stream`): a plugin, or an input
+/// file, must not be able to take the host down that way.
+pub fn check_stream_framing(bytes: &[u8]) -> Result<(), IpcError> {
+    let bad = |at: usize, why: String| IpcError::Malformed(format!("message at byte {at}: {why}"));
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        // `0xFFFFFFFF` then the metadata length; streams before Arrow 0.15 omit the marker.
+        let prefix = if rest.starts_with(&[0xFF; 4]) { 4 } else { 0 };
+        let Some(len) = rest.get(prefix..prefix + 4) else {
+            return Err(bad(pos, "the stream ends inside a message length".into()));
+        };
+        let meta_len = i32::from_le_bytes(len.try_into().expect("4 bytes"));
+        if meta_len == 0 {
+            return Ok(()); // end-of-stream marker
+        }
+        let meta_start = pos + prefix + 4;
+        let meta_end = usize::try_from(meta_len).ok().and_then(|l| meta_start.checked_add(l));
+        let Some(meta_end) = meta_end.filter(|&e| e <= bytes.len()) else {
+            return Err(bad(
+                pos,
+                format!("it declares {meta_len} bytes of metadata, beyond the end of the stream"),
+            ));
+        };
+        let (_, body_len) = check_message(&bytes[meta_start..meta_end]).map_err(|why| bad(pos, why))?;
+        let body_end = usize::try_from(body_len).ok().and_then(|l| meta_end.checked_add(l));
+        match body_end {
+            Some(end) if end <= bytes.len() => pos = end,
+            _ => {
+                return Err(bad(
+                    pos,
+                    format!("it declares a body of {body_len} bytes, beyond the end of the stream"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parse one IPC message header (a flatbuffer, verified) and check that every buffer of a
+/// record batch or dictionary batch lies inside the body the message declares; return
+/// what the message is (`schema`, `record batch`, `dictionary batch`, `message`) and its
+/// body length.
+pub fn check_message(meta: &[u8]) -> Result<(&'static str, u64), String> {
+    let message = arrow::ipc::root_as_message(meta).map_err(|e| format!("unreadable message header ({e})"))?;
+    let body_len =
+        u64::try_from(message.bodyLength()).map_err(|_| format!("negative body length {}", message.bodyLength()))?;
+    let (kind, batch) = match message.header_type() {
+        arrow::ipc::MessageHeader::Schema => ("schema", None),
+        arrow::ipc::MessageHeader::RecordBatch => ("record batch", message.header_as_record_batch()),
+        arrow::ipc::MessageHeader::DictionaryBatch => (
+            "dictionary batch",
+            message.header_as_dictionary_batch().and_then(|d| d.data()),
+        ),
+        _ => ("message", None),
+    };
+    for (i, b) in batch.and_then(|b| b.buffers()).into_iter().flatten().enumerate() {
+        let end = u64::try_from(b.offset())
+            .ok()
+            .zip(u64::try_from(b.length()).ok())
+            .and_then(|(o, l)| o.checked_add(l));
+        if end.is_none_or(|end| end > body_len) {
+            return Err(format!(
+                "buffer {i} at offset {} with length {} lies outside the message body of {body_len} bytes",
+                b.offset(),
+                b.length()
+            ));
+        }
+    }
+    Ok((kind, body_len))
+}
+
 /// Decode the schema at the head of an IPC stream.
 pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, IpcError> {
+    check_stream_framing(&bytes)?;
     let mut buf = Buffer::from_vec(bytes);
     let mut dec = StreamDecoder::new();
     while !buf.is_empty() {
@@ -66,6 +144,7 @@ pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, IpcError> {
 ///
 /// The bytes are wrapped without copying; arrays returned point into them.
 pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatch>, IpcError> {
+    check_stream_framing(&bytes)?;
     let mut buf = Buffer::from_vec(bytes);
     let mut dec = StreamDecoder::new();
     let mut out = Vec::new();
@@ -161,6 +240,26 @@ mod tests {
         assert_eq!(got, vec![b.clone(), b.slice(1, 2)]);
         let s = decode_schema(encode_schema(&b.schema())).unwrap();
         assert_eq!(s, b.schema());
+    }
+
+    #[test]
+    fn buffers_outside_their_message_body_are_refused_before_decoding() {
+        // Found by fuzzing: arrow-ipc 60 panics slicing a buffer at a declared offset past
+        // the body. The values buffer of [1, 2, 3] is (offset 0, length 24).
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let mut bytes = encode_batches(&b.schema(), std::slice::from_ref(&b)).unwrap();
+        let needle: Vec<u8> = [0i64.to_le_bytes(), 24i64.to_le_bytes()].concat();
+        let at = bytes.windows(16).position(|w| w == needle).expect("the values buffer");
+        bytes[at..at + 8].copy_from_slice(&(1i64 << 53).to_le_bytes());
+        let err = decode_stream(bytes.clone(), &b.schema()).unwrap_err();
+        assert!(err.to_string().contains("lies outside the message body"), "{err}");
+        // A message that declares more metadata than the stream holds.
+        let err = decode_stream(vec![0xFF, 0xFF, 0xFF, 0xFF, 0xF0, 0xFF, 0xFF, 0x7F, 1, 2], &b.schema()).unwrap_err();
+        assert!(err.to_string().contains("beyond the end of the stream"), "{err}");
     }
 
     #[test]

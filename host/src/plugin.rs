@@ -231,8 +231,7 @@ impl Plugin {
                 ),
             ));
         }
-        let output_schema = ipc::decode_schema(out_ipc)
-            .map_err(|e| Error::plugin(&name, format!("`output-schema` returned an invalid schema: {e}")))?;
+        let output_schema = contained(&name, "output-schema", || ipc::decode_schema(out_ipc))?;
         Ok(Transformer {
             name,
             limits,
@@ -370,13 +369,10 @@ impl Transformer {
 
     fn decode(&mut self, bytes: Vec<u8>, what: &str) -> Result<Vec<RecordBatch>> {
         self.check_size(bytes.len(), what)?;
-        ipc::decode_stream(bytes, &self.output_schema).map_err(|e| {
-            self.dead = true;
-            Error::plugin(
-                &self.name,
-                format!("`{what}` returned data that breaks the ABI contract: {e}"),
-            )
-        })
+        let schema = Arc::clone(&self.output_schema);
+        let decoded = contained(&self.name, what, || ipc::decode_stream(bytes, &schema));
+        self.dead |= decoded.is_err();
+        decoded
     }
 }
 
@@ -398,6 +394,33 @@ fn guest_error(name: &str, what: &str, e: abi::Error) -> Error {
         abi::Error::InvalidConfig(m) => Error::usage(format!("plugin `{name}` rejected its config: {m}")),
         abi::Error::InvalidInput(m) => Error::input(format!("plugin `{name}` rejected its input in `{what}`: {m}")),
         abi::Error::Internal(m) => Error::plugin(name, format!("internal error in `{what}`: {m}")),
+    }
+}
+
+/// Decode what plugin `name` returned from `what` with `decode`, as a plugin error if the
+/// bytes break the contract. A panic in the decoder becomes such an error too: the framing
+/// checks in [`ipc`] prevent the panics fuzzing found, and this keeps any other from
+/// taking the host down.
+fn contained<T>(name: &str, what: &str, decode: impl FnOnce() -> Result<T, ipc::IpcError>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::plugin(
+            name,
+            format!("`{what}` returned data that breaks the ABI contract: {e}"),
+        )),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::plugin(
+                name,
+                format!(
+                    "`{what}` returned data that breaks the ABI contract: the Arrow decoder panicked on it ({msg})"
+                ),
+            ))
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Arrow IPC input: the file format (`ARROW1`, with a footer) and the stream format.
 //!
-//! IPC lengths come from the file and cannot be trusted: the file reader allocates each
-//! block's declared size before reading it. [`check_footer`] bounds every block by the
-//! file's real size first, so a corrupt length is an input error, not a huge allocation.
-//! (The stream reader of arrow 60 already grows its buffers with the data it reads.)
+//! IPC lengths come from the file and cannot be trusted: the readers allocate each block's
+//! and each message's declared size before reading it, and slice body buffers at declared
+//! offsets without checking them (arrow-ipc 60 panics on a bad one). So before a reader
+//! sees a file, [`check_footer`] (file format) and [`check_stream_messages`] (stream
+//! format) read every message header and bound it, its body and each of its buffers by the
+//! file's real size: a corrupt length is an input error, not a huge allocation or a panic.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -79,8 +81,10 @@ fn open_file_reader(path: &Path, mut file: File, size: u64) -> Result<FileReader
     })
 }
 
-/// Open a stream reader, which reads the schema message.
-fn open_stream_reader(path: &Path, file: File) -> Result<StreamReader<BufReader<File>>> {
+/// Open a stream reader, which reads the schema message, after checking the framing of
+/// every message in the file.
+fn open_stream_reader(path: &Path, mut file: File) -> Result<StreamReader<BufReader<File>>> {
+    check_stream_messages(path, &mut file)?;
     StreamReader::try_new(BufReader::new(file), None).map_err(|e| {
         decode_error(path, e, |m| {
             format!(
@@ -137,8 +141,104 @@ fn check_footer(path: &Path, file: &mut File, size: u64) -> Result<()> {
                 block.bodyLength()
             )));
         }
+        check_block(file, block)
+            .map_err(|why| bad(format!("the {kind} block at offset {} has {why}", block.offset())))?;
     }
     file.rewind().map_err(|e| Error::io("read", path, e))?;
+    Ok(())
+}
+
+/// Walk the messages of IPC stream file `path`, reading only their headers, and check that
+/// each header, and every buffer it declares, lies inside the file (see
+/// [`crate::ipc::check_message`]): arrow's reader would allocate a declared length before
+/// reading it, and panics on a buffer outside its message body.
+fn check_stream_messages(path: &Path, file: &mut File) -> Result<()> {
+    let size = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
+    let bad = |at: u64, why: String| {
+        Error::input(format!(
+            "Arrow IPC stream `{}` is corrupt: the message at byte {at} {why}; re-create the file",
+            path.display()
+        ))
+    };
+    let mut pos = 0u64;
+    let mut batches = 0usize;
+    while pos < size {
+        let mut head = [0u8; 8];
+        let n = usize::try_from((size - pos).min(8)).expect("at most 8");
+        file.seek(SeekFrom::Start(pos))
+            .and_then(|_| file.read_exact(&mut head[..n]))
+            .map_err(|e| Error::io("read", path, e))?;
+        // `0xFFFFFFFF` then the metadata length; streams before Arrow 0.15 omit the marker.
+        let prefix: u64 = if head[..n].starts_with(&[0xFF; 4]) { 4 } else { 0 };
+        if (n as u64) < prefix + 4 {
+            return Err(bad(
+                pos,
+                "is cut off inside its length (the stream is truncated)".into(),
+            ));
+        }
+        let p = prefix as usize;
+        let meta_len = i32::from_le_bytes(head[p..p + 4].try_into().expect("4 bytes"));
+        if meta_len == 0 {
+            break; // end-of-stream marker
+        }
+        let meta_start = pos + prefix + 4;
+        let meta_len =
+            u64::try_from(meta_len).map_err(|_| bad(pos, format!("declares {meta_len} bytes of metadata")))?;
+        if meta_start + meta_len > size {
+            return Err(bad(
+                pos,
+                format!("declares {meta_len} bytes of metadata, beyond the end of the file ({size} bytes)"),
+            ));
+        }
+        let mut meta = vec![0u8; usize::try_from(meta_len).expect("bounded by the file size")];
+        file.seek(SeekFrom::Start(meta_start))
+            .and_then(|_| file.read_exact(&mut meta))
+            .map_err(|e| Error::io("read", path, e))?;
+        let (kind, body_len) =
+            crate::ipc::check_message(&meta).map_err(|why| bad(pos, format!("is invalid: {why}")))?;
+        let end = (meta_start + meta_len).checked_add(body_len).filter(|&e| e <= size);
+        let at = pos;
+        pos = end.ok_or_else(|| {
+            let what = if kind == "record batch" {
+                format!("(record batch {batches}) ")
+            } else {
+                String::new()
+            };
+            bad(
+                at,
+                format!("{what}declares a body of {body_len} bytes, beyond the end of the file ({size} bytes)"),
+            )
+        })?;
+        if kind == "record batch" {
+            batches += 1;
+        }
+    }
+    file.rewind().map_err(|e| Error::io("read", path, e))
+}
+
+/// Check the message header at `block` of IPC file `file` (see [`crate::ipc::check_message`]).
+fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String> {
+    let mut meta = vec![0u8; usize::try_from(block.metaDataLength()).map_err(|_| "a negative metadata length")?];
+    file.seek(SeekFrom::Start(
+        u64::try_from(block.offset()).map_err(|_| "a negative offset")?,
+    ))
+    .and_then(|_| file.read_exact(&mut meta))
+    .map_err(|e| format!("unreadable ({e})"))?;
+    let prefix = if meta.starts_with(&[0xFF; 4]) { 4 } else { 0 };
+    let len = meta
+        .get(prefix..prefix + 4)
+        .ok_or("a header shorter than its length prefix")?;
+    let len = usize::try_from(i32::from_le_bytes(len.try_into().expect("4 bytes"))).map_err(|_| "a negative length")?;
+    let header = meta
+        .get(prefix + 4..prefix + 4 + len)
+        .ok_or("a header longer than its block")?;
+    let (_, body_len) = crate::ipc::check_message(header)?;
+    if body_len > u64::try_from(block.bodyLength()).unwrap_or(0) {
+        return Err(format!(
+            "a body of {body_len} bytes in a block of {} bytes",
+            block.bodyLength()
+        ));
+    }
     Ok(())
 }
 
