@@ -63,13 +63,13 @@ pub struct RunArgs {
     /// Replace the contents of an existing output directory.
     #[arg(long)]
     pub overwrite: bool,
-    /// Fuel (about one unit per wasm instruction) a plugin may use per call.
+    /// Fuel (about one unit per wasm instruction) a plugin may use per call [default: 200000000000].
     #[arg(long)]
     pub fuel_per_call: Option<u64>,
-    /// Linear memory per plugin instance, e.g. `1GiB`, `512MiB`.
+    /// Linear memory per plugin instance, e.g. `1GiB`, `512MiB` [default: 1GiB].
     #[arg(long)]
     pub max_memory: Option<String>,
-    /// Bytes a plugin may return from one call, e.g. `1GiB`.
+    /// Bytes a plugin may return from one call, e.g. `1GiB` [default: 1GiB].
     #[arg(long)]
     pub max_output_bytes: Option<String>,
     /// Wall-clock time a plugin call may take, e.g. `60s`, `500ms`, `2m` [default: 60s].
