@@ -6,7 +6,9 @@
 
 use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
-use arrow::datatypes::{Schema, SchemaRef};
+use std::collections::HashMap;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 
@@ -59,6 +61,7 @@ pub fn encode_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8
 pub fn check_stream_framing(bytes: &[u8]) -> Result<(), IpcError> {
     let bad = |at: usize, why: String| IpcError::Malformed(format!("message at byte {at}: {why}"));
     let mut pos = 0usize;
+    let mut layouts = Layouts::default();
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         // `0xFFFFFFFF` then the metadata length; streams before Arrow 0.15 omit the marker.
@@ -78,7 +81,7 @@ pub fn check_stream_framing(bytes: &[u8]) -> Result<(), IpcError> {
                 format!("it declares {meta_len} bytes of metadata, beyond the end of the stream"),
             ));
         };
-        let (_, body_len) = check_message(&bytes[meta_start..meta_end]).map_err(|why| bad(pos, why))?;
+        let (_, body_len) = check_message(&bytes[meta_start..meta_end], &mut layouts).map_err(|why| bad(pos, why))?;
         let body_end = usize::try_from(body_len).ok().and_then(|l| meta_end.checked_add(l));
         match body_end {
             Some(end) if end <= bytes.len() => pos = end,
@@ -97,7 +100,12 @@ pub fn check_stream_framing(bytes: &[u8]) -> Result<(), IpcError> {
 /// record batch or dictionary batch lies inside the body the message declares; return
 /// what the message is (`schema`, `record batch`, `dictionary batch`, `message`) and its
 /// body length.
-pub fn check_message(meta: &[u8]) -> Result<(&'static str, u64), String> {
+///
+/// With `layouts` (what the stream's schema says each batch holds), also check what arrow's
+/// decoder assumes without checking: that buffers it views as typed slices (offsets, views,
+/// dictionary keys, fixed-width values) hold whole elements, and that union buffers cover
+/// their rows. A schema message updates `layouts`.
+pub fn check_message(meta: &[u8], layouts: &mut Layouts) -> Result<(&'static str, u64), String> {
     let message = arrow::ipc::root_as_message(meta).map_err(|e| format!("unreadable message header ({e})"))?;
     let body_len =
         u64::try_from(message.bodyLength()).map_err(|_| format!("negative body length {}", message.bodyLength()))?;
@@ -123,7 +131,199 @@ pub fn check_message(meta: &[u8]) -> Result<(&'static str, u64), String> {
             ));
         }
     }
+    match message.header_type() {
+        arrow::ipc::MessageHeader::Schema => {
+            if let Some(schema) = message.header_as_schema() {
+                *layouts = Layouts::from_schema(schema);
+            }
+        }
+        // Older metadata versions lay unions out differently; compressed buffers have their
+        // element counts only after decompression. arrow checks those itself or, failing
+        // that, the callers' panic containment does.
+        _ if message.version() < arrow::ipc::MetadataVersion::V5 => {}
+        arrow::ipc::MessageHeader::RecordBatch => {
+            if let Some(b) = message.header_as_record_batch().filter(|b| b.compression().is_none()) {
+                layouts.check_record_batch(b)?;
+            }
+        }
+        arrow::ipc::MessageHeader::DictionaryBatch => {
+            if let Some(d) = message.header_as_dictionary_batch() {
+                layouts.check_dictionary_batch(d)?;
+            }
+        }
+        _ => {}
+    }
     Ok((kind, body_len))
+}
+
+/// The column types of an IPC stream's schema, to check record and dictionary batches
+/// against (see [`check_message`]).
+#[derive(Debug, Default)]
+pub struct Layouts {
+    /// The schema's top-level field types; `None` before a schema message.
+    fields: Option<Vec<DataType>>,
+    /// The value type of each dictionary id.
+    dictionaries: HashMap<i64, DataType>,
+}
+
+impl Layouts {
+    /// The layouts of `schema` (a flatbuffer schema message or file footer schema).
+    pub fn from_schema(schema: arrow::ipc::Schema<'_>) -> Self {
+        let mut this = Layouts::default();
+        let fields = schema.fields().into_iter().flatten();
+        this.fields = Some(fields.clone().map(|f| this.collect(f)).collect());
+        this
+    }
+
+    /// `f`'s arrow type, recording the value types of the dictionaries in it.
+    fn collect(&mut self, f: arrow::ipc::Field<'_>) -> DataType {
+        for child in f.children().into_iter().flatten() {
+            self.collect(child);
+        }
+        let dt = Field::from(f).data_type().clone();
+        if let (Some(enc), DataType::Dictionary(_, value)) = (f.dictionary(), &dt) {
+            self.dictionaries.insert(enc.id(), value.as_ref().clone());
+        }
+        dt
+    }
+
+    fn check_record_batch(&self, b: arrow::ipc::RecordBatch<'_>) -> Result<(), String> {
+        let Some(fields) = &self.fields else { return Ok(()) };
+        let mut walk = Walk::new(b);
+        for (i, dt) in fields.iter().enumerate() {
+            walk.field(dt).map_err(|e| format!("column {i} ({dt}): {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn check_dictionary_batch(&self, d: arrow::ipc::DictionaryBatch<'_>) -> Result<(), String> {
+        let (Some(dt), Some(b)) = (self.dictionaries.get(&d.id()), d.data()) else {
+            return Ok(()); // arrow refuses an unknown dictionary id itself
+        };
+        if b.compression().is_some() {
+            return Ok(());
+        }
+        Walk::new(b)
+            .field(dt)
+            .map_err(|e| format!("dictionary {} ({dt}): {e}", d.id()))
+    }
+}
+
+/// A walk over one batch's buffers and nodes in the order arrow-ipc's reader takes them.
+/// Running out of either is left to arrow, which reports it as an error.
+struct Walk<'a> {
+    buffers: std::collections::VecDeque<arrow::ipc::Buffer>,
+    nodes: std::collections::VecDeque<arrow::ipc::FieldNode>,
+    variadic: std::collections::VecDeque<i64>,
+    _batch: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(b: arrow::ipc::RecordBatch<'a>) -> Self {
+        Walk {
+            buffers: b.buffers().into_iter().flatten().copied().collect(),
+            nodes: b.nodes().into_iter().flatten().copied().collect(),
+            variadic: b.variadicBufferCounts().into_iter().flatten().collect(),
+            _batch: std::marker::PhantomData,
+        }
+    }
+
+    /// Take the next buffer, checking it holds whole elements of `width` bytes.
+    fn buffer(&mut self, what: &str, width: usize) -> Result<Option<arrow::ipc::Buffer>, String> {
+        let Some(b) = self.buffers.pop_front() else { return Ok(None) };
+        if width > 1 && b.length() % width as i64 != 0 {
+            return Err(format!(
+                "its {what} buffer has {} bytes, not a whole number of {width}-byte elements",
+                b.length()
+            ));
+        }
+        Ok(Some(b))
+    }
+
+    fn field(&mut self, dt: &DataType) -> Result<(), String> {
+        use DataType::*;
+        let Some(node) = self.nodes.pop_front() else { return Ok(()) };
+        match dt {
+            Null => {}
+            Utf8 | Binary => self.buffers3(4)?,
+            LargeUtf8 | LargeBinary => self.buffers3(8)?,
+            Utf8View | BinaryView => {
+                let Some(count) = self.variadic.pop_front() else { return Ok(()) };
+                self.buffer("validity", 1)?;
+                self.buffer("views", 16)?;
+                for _ in 0..count.clamp(0, self.buffers.len() as i64) {
+                    self.buffer("data", 1)?;
+                }
+            }
+            List(f) | Map(f, _) => {
+                self.buffer("validity", 1)?;
+                self.buffer("offsets", 4)?;
+                self.field(f.data_type())?;
+            }
+            LargeList(f) => {
+                self.buffer("validity", 1)?;
+                self.buffer("offsets", 8)?;
+                self.field(f.data_type())?;
+            }
+            ListView(f) | LargeListView(f) => {
+                let w = if matches!(dt, ListView(_)) { 4 } else { 8 };
+                self.buffer("validity", 1)?;
+                self.buffer("offsets", w)?;
+                self.buffer("sizes", w)?;
+                self.field(f.data_type())?;
+            }
+            FixedSizeList(f, _) => {
+                self.buffer("validity", 1)?;
+                self.field(f.data_type())?;
+            }
+            Struct(fields) => {
+                self.buffer("validity", 1)?;
+                for f in fields {
+                    self.field(f.data_type())?;
+                }
+            }
+            RunEndEncoded(ends, values) => {
+                self.field(ends.data_type())?;
+                self.field(values.data_type())?;
+            }
+            Dictionary(key, _) => {
+                self.buffer("validity", 1)?;
+                self.buffer("keys", key.primitive_width().unwrap_or(1))?;
+            }
+            Union(fields, mode) => {
+                // arrow slices these to the row count without checking (V5: no validity).
+                let rows = node.length().max(0);
+                let ids = self.buffer("type ids", 1)?;
+                if ids.is_some_and(|b| b.length() < rows) {
+                    return Err(format!("its type ids buffer is shorter than its {rows} rows"));
+                }
+                if *mode == arrow::datatypes::UnionMode::Dense {
+                    let offsets = self.buffer("offsets", 4)?;
+                    if offsets.is_some_and(|b| b.length() < rows.saturating_mul(4) || b.offset() % 8 != 0) {
+                        return Err(format!(
+                            "its offsets buffer is shorter than its {rows} rows or not 8-byte aligned"
+                        ));
+                    }
+                }
+                for (_, f) in fields.iter() {
+                    self.field(f.data_type())?;
+                }
+            }
+            _ => {
+                self.buffer("validity", 1)?;
+                self.buffer("values", dt.primitive_width().unwrap_or(1))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validity, offsets of `width` bytes, and data: the string and binary layouts.
+    fn buffers3(&mut self, width: usize) -> Result<(), String> {
+        self.buffer("validity", 1)?;
+        self.buffer("offsets", width)?;
+        self.buffer("data", 1)?;
+        Ok(())
+    }
 }
 
 /// Decode the schema at the head of an IPC stream.

@@ -402,25 +402,16 @@ fn guest_error(name: &str, what: &str, e: abi::Error) -> Error {
 /// checks in [`ipc`] prevent the panics fuzzing found, and this keeps any other from
 /// taking the host down.
 fn contained<T>(name: &str, what: &str, decode: impl FnOnce() -> Result<T, ipc::IpcError>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+    match crate::contain::catch(decode) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::plugin(
             name,
             format!("`{what}` returned data that breaks the ABI contract: {e}"),
         )),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Error::plugin(
-                name,
-                format!(
-                    "`{what}` returned data that breaks the ABI contract: the Arrow decoder panicked on it ({msg})"
-                ),
-            ))
-        }
+        Err(msg) => Err(Error::plugin(
+            name,
+            format!("`{what}` returned data that breaks the ABI contract: the Arrow decoder failed an internal check on it ({msg})"),
+        )),
     }
 }
 

@@ -405,3 +405,54 @@ fn an_undetectable_format_is_a_usage_error() {
         &["data.xlsx`", "--input-format"],
     );
 }
+
+/// A Parquet file (found by fuzzing) on which the parquet crate panics ("Decoder for dict
+/// should have been set"): the source contains the panic, so the user gets one input error
+/// naming the file, exit 5, and no "panicked" line on stderr.
+#[test]
+fn a_parquet_file_that_makes_the_decoder_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let found = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/source/crash-f13f56b587ad05df004db71a25044feb4d1509a5");
+    let bytes = std::fs::read(found).unwrap();
+    // The fuzz input's first byte picks the format (0 = Parquet); the rest is the file.
+    assert_eq!(bytes[0] % 5, 0);
+    let p = dir.path().join("crafted.parquet");
+    std::fs::write(&p, &bytes[1..]).unwrap();
+    assert_refused(
+        run_inputs(dir.path(), &[&p], &[]),
+        dir.path(),
+        5,
+        &["crafted.parquet`", "the file is corrupt"],
+    );
+}
+
+/// An IPC stream whose decimal values buffer holds 40 bytes for 2 rows, which is not a
+/// whole number of 16-byte values: arrow-ipc 60 panics viewing it as `i128`; the layout
+/// check refuses it first, naming the column.
+#[test]
+fn an_ipc_buffer_that_is_not_a_whole_number_of_values() {
+    use arrow::array::Decimal128Array;
+    let dir = tempfile::tempdir().unwrap();
+    let values: ArrayRef = Arc::new(
+        Decimal128Array::from(vec![1i128, 2, 3])
+            .with_precision_and_scale(10, 2)
+            .unwrap(),
+    );
+    let schema = Arc::new(Schema::new(vec![Field::new("d", values.data_type().clone(), false)]));
+    let b = RecordBatch::try_new(schema, vec![values]).unwrap();
+    let p = dir.path().join("d.arrows");
+    write_ipc_stream(&p, &[b]);
+    let mut bytes = std::fs::read(&p).unwrap();
+    // The record batch declares its values buffer as (offset 0, length 48) and 3 rows.
+    let needle: Vec<u8> = [0i64.to_le_bytes(), 48i64.to_le_bytes()].concat();
+    let at = bytes.windows(16).position(|w| w == needle).expect("the values buffer");
+    bytes[at + 8..at + 16].copy_from_slice(&40i64.to_le_bytes());
+    std::fs::write(&p, bytes).unwrap();
+    assert_refused(
+        run_inputs(dir.path(), &[&p], &[]),
+        dir.path(),
+        5,
+        &["d.arrows`", "column 0", "not a whole number of 16-byte elements"],
+    );
+}

@@ -126,6 +126,7 @@ fn check_footer(path: &Path, file: &mut File, size: u64) -> Result<()> {
         .map_err(|e| Error::io("read", path, e))?;
     let footer = root_as_footer(&footer).map_err(|e| bad(format!("unreadable footer ({e})")))?;
     let blocks_end = data_end - footer_len as u64;
+    let mut layouts = footer.schema().map(crate::ipc::Layouts::from_schema).unwrap_or_default();
     let batches = footer.recordBatches().into_iter().flatten();
     let dictionaries = footer.dictionaries().into_iter().flatten();
     for (kind, block) in batches
@@ -141,7 +142,7 @@ fn check_footer(path: &Path, file: &mut File, size: u64) -> Result<()> {
                 block.bodyLength()
             )));
         }
-        check_block(file, block)
+        check_block(file, block, &mut layouts)
             .map_err(|why| bad(format!("the {kind} block at offset {} has {why}", block.offset())))?;
     }
     file.rewind().map_err(|e| Error::io("read", path, e))?;
@@ -162,6 +163,7 @@ fn check_stream_messages(path: &Path, file: &mut File) -> Result<()> {
     };
     let mut pos = 0u64;
     let mut batches = 0usize;
+    let mut layouts = crate::ipc::Layouts::default();
     while pos < size {
         let mut head = [0u8; 8];
         let n = usize::try_from((size - pos).min(8)).expect("at most 8");
@@ -195,7 +197,7 @@ fn check_stream_messages(path: &Path, file: &mut File) -> Result<()> {
             .and_then(|_| file.read_exact(&mut meta))
             .map_err(|e| Error::io("read", path, e))?;
         let (kind, body_len) =
-            crate::ipc::check_message(&meta).map_err(|why| bad(pos, format!("is invalid: {why}")))?;
+            crate::ipc::check_message(&meta, &mut layouts).map_err(|why| bad(pos, format!("is invalid: {why}")))?;
         let end = (meta_start + meta_len).checked_add(body_len).filter(|&e| e <= size);
         let at = pos;
         pos = end.ok_or_else(|| {
@@ -217,7 +219,7 @@ fn check_stream_messages(path: &Path, file: &mut File) -> Result<()> {
 }
 
 /// Check the message header at `block` of IPC file `file` (see [`crate::ipc::check_message`]).
-fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String> {
+fn check_block(file: &mut File, block: &Block, layouts: &mut crate::ipc::Layouts) -> std::result::Result<(), String> {
     let mut meta = vec![0u8; usize::try_from(block.metaDataLength()).map_err(|_| "a negative metadata length")?];
     file.seek(SeekFrom::Start(
         u64::try_from(block.offset()).map_err(|_| "a negative offset")?,
@@ -232,7 +234,7 @@ fn check_block(file: &mut File, block: &Block) -> std::result::Result<(), String
     let header = meta
         .get(prefix + 4..prefix + 4 + len)
         .ok_or("a header longer than its block")?;
-    let (_, body_len) = crate::ipc::check_message(header)?;
+    let (_, body_len) = crate::ipc::check_message(header, layouts)?;
     if body_len > u64::try_from(block.bodyLength()).unwrap_or(0) {
         return Err(format!(
             "a body of {body_len} bytes in a block of {} bytes",

@@ -15,7 +15,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::iter::FusedIterator;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -564,26 +563,14 @@ fn io_source(e: &ArrowError) -> Option<&std::io::Error> {
 /// The decoders of untrusted bytes are third-party code: a panic on malformed data must
 /// become an error naming the file, not take down the run.
 fn guard<T>(input: &InputFile, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+    crate::contain::catch(f).unwrap_or_else(|panic| {
         Err(Error::input(format!(
-            "failed to decode {} input `{}`: the decoder panicked on malformed data ({}); \
+            "failed to decode {} input `{}`: the decoder failed an internal check on malformed data ({panic}); \
              the file is corrupt",
             input.format.label(),
             input.path.display(),
-            panic_message(&*panic),
         )))
     })
-}
-
-/// The message of a caught panic payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }
 
 #[cfg(test)]
