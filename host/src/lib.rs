@@ -9,11 +9,9 @@
 //! - [`source`] reads input files as bounded streams of batches; [`sink`] writes output.
 //! - [`pipeline`] chains plugins and runs the whole job; [`outdir`] commits each chunk
 //!   (temp file, fsync, rename) and [`journal`] records it, so a rerun resumes.
-//! - [`conformance`] runs golden cases and the determinism/checkpoint checks (`sluice test`).
 //! - [`cli`] is the `sluice` command.
 
 pub mod cli;
-pub mod conformance;
 pub mod contain;
 pub mod digest;
 pub mod engine;
@@ -24,7 +22,6 @@ pub mod journal;
 pub mod outdir;
 pub mod pipeline;
 pub mod plugin;
-pub mod quality;
 pub mod sandbox;
 pub mod sink;
 pub mod source;
