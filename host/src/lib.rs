@@ -9,9 +9,11 @@
 //! - [`source`] reads input files as bounded streams of batches; [`sink`] writes output.
 //! - [`pipeline`] chains plugins and runs the whole job; [`outdir`] commits each chunk
 //!   (temp file, fsync, rename) and [`journal`] records it, so a rerun resumes.
+//! - [`conformance`] runs golden cases and the determinism/checkpoint checks (`sluice test`).
 //! - [`cli`] is the `sluice` command.
 
 pub mod cli;
+pub mod conformance;
 pub mod contain;
 pub mod digest;
 pub mod engine;

@@ -112,6 +112,177 @@ pub fn run_wasm_checkpointed(
     Ok(out)
 }
 
+/// One native run of `T` that resumes at each batch index in `splits` as `sluice run` does
+/// between chunks: a stateful plugin is checkpointed and reopened with the state, a
+/// stateless one finished and reopened fresh. Without splits, a stateful plugin is still
+/// checkpointed after every batch. Returns the output and every checkpoint taken.
+fn native_run<T: Transform>(
+    config: &Config,
+    input_schema: &SchemaRef,
+    batches: &[RecordBatch],
+    splits: &[usize],
+) -> Result<(Vec<RecordBatch>, Vec<Vec<u8>>), Error> {
+    let stateful = T::INFO.stateful;
+    let schema_ipc = encode_all(input_schema, &[])?;
+    let mut session = open::<T>(config, &schema_ipc, None)?;
+    let mut out = vec![];
+    let mut checkpoints = vec![];
+    for (i, batch) in batches.iter().enumerate() {
+        if splits.contains(&i) {
+            let state = if stateful {
+                let s = session.checkpoint()?;
+                checkpoints.push(s.clone());
+                Some(s)
+            } else {
+                decode_output(session.finish()?, &mut out)?;
+                None
+            };
+            drop(session);
+            session = open::<T>(config, &schema_ipc, state.as_deref())?;
+        }
+        let bytes = encode_all(input_schema, std::slice::from_ref(batch))?;
+        decode_output(session.process(bytes)?, &mut out)?;
+        if stateful && splits.is_empty() {
+            checkpoints.push(session.checkpoint()?);
+        }
+    }
+    decode_output(session.finish()?, &mut out)?;
+    Ok((out, checkpoints))
+}
+
+/// Run `T` natively with the checks `sluice test` makes, and return its output: a second
+/// run gives the same batches and checkpoints, and splitting the input at every batch
+/// boundary (alone, then all at once; checkpoint/restore for a stateful plugin, finish and a
+/// fresh instance for a stateless one) gives the same values.
+///
+/// Natively the clock and randomness are the machine's, so a plugin that reads them may
+/// slip through here; [`check_cases_wasm`] runs at two logical times and catches it.
+///
+/// # Errors
+///
+/// The plugin's error, or the first failed check with the first differing row and column.
+pub fn check_native<T: Transform>(
+    config: &[(&str, &str)],
+    input_schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>, String> {
+    let config = Config::new(config.iter().copied());
+    let run = |splits: &[usize]| native_run::<T>(&config, &input_schema, batches, splits);
+    let (first, states) = run(&[]).map_err(|e| format!("run failed: {e}"))?;
+    let (second, states2) = run(&[]).map_err(|e| format!("second run failed: {e}"))?;
+    if let Some(d) = batches_diff(&first, &second) {
+        return Err(format!("not deterministic: a second run gave different output: {d}"));
+    }
+    if states != states2 {
+        return Err("not deterministic: a second run gave different checkpoints".into());
+    }
+    let mut split_sets: Vec<Vec<usize>> = (1..batches.len()).map(|i| vec![i]).collect();
+    if batches.len() > 2 {
+        split_sets.push((1..batches.len()).collect());
+    }
+    for splits in split_sets {
+        let (split, _) = run(&splits).map_err(|e| format!("run split at {splits:?} failed: {e}"))?;
+        if let Some(d) = batches_diff(&first, &split) {
+            return Err(format!(
+                "output changes when the input is split at batches {splits:?}: {d} (left: one run, right: split run)"
+            ));
+        }
+    }
+    Ok(first)
+}
+
+/// Run `T` natively through every conformance case in `dir` (the format `sluice test
+/// --cases` reads; see `sluice_host::conformance`) with the same checks, except that the
+/// second run cannot change the machine's clock. Use it in `cargo test` before building
+/// the `.wasm`; then [`check_cases_wasm`] on the build.
+///
+/// # Errors
+///
+/// One line per failed case, or a problem with the cases themselves.
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+pub fn check_cases_native<T: Transform>(dir: impl AsRef<std::path::Path>) -> Result<(), String> {
+    check_cases(dir.as_ref(), |case, bless| {
+        sluice_host::conformance::check_case(&mut NativeRunner::<T>(std::marker::PhantomData), case, bless)
+    })
+}
+
+/// Run a built `.wasm` through every conformance case in `dir` via the real host: exactly
+/// what `sluice test WASM --cases DIR` checks.
+///
+/// # Errors
+///
+/// One line per failed case, or the host's error loading the plugin or the cases.
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+pub fn check_cases_wasm(wasm: impl AsRef<std::path::Path>, dir: impl AsRef<std::path::Path>) -> Result<(), String> {
+    let fail = |e: sluice_host::Error| format!("{}: {e}", e.category());
+    let rt = sluice_host::Runtime::new(sluice_host::RuntimeOptions::with_default_cache()).map_err(fail)?;
+    let plugin = rt.load_plugin(wasm.as_ref()).map_err(fail)?;
+    check_cases(dir.as_ref(), |case, bless| {
+        sluice_host::conformance::run_case(&plugin, case, bless)
+    })
+}
+
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+fn check_cases(
+    dir: &std::path::Path,
+    mut one: impl FnMut(&sluice_host::conformance::Case, bool) -> sluice_host::Result<sluice_host::conformance::CaseResult>,
+) -> Result<(), String> {
+    let fail = |e: sluice_host::Error| format!("{}: {e}", e.category());
+    let cases = sluice_host::conformance::load_cases(dir).map_err(fail)?;
+    let mut failures = String::new();
+    for case in &cases {
+        if let Some(why) = one(case, false).map_err(fail)?.failure {
+            let _ = writeln!(failures, "case `{}`: {why}", case.name);
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(failures) }
+}
+
+/// Runs `T` natively for the host's conformance checks.
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+struct NativeRunner<T>(std::marker::PhantomData<T>);
+
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+impl<T: Transform> sluice_host::conformance::Runner for NativeRunner<T> {
+    fn stateful(&self) -> bool {
+        T::INFO.stateful
+    }
+
+    fn run(
+        &mut self,
+        config: &[(String, String)],
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        splits: &[usize],
+        _other_time: bool,
+    ) -> sluice_host::Result<sluice_host::conformance::RunOutput> {
+        let config = Config::new(config.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let name = T::INFO.name;
+        // Declared by a separate open, as the host asks `output-schema` right after `open`.
+        let schema_ipc = encode_all(schema, &[]).map_err(|e| sluice_host::Error::plugin(name, e.to_string()))?;
+        let declared = open::<T>(&config, &schema_ipc, None)
+            .and_then(|s| crate::ipc::decode_schema(s.output_schema_ipc()))
+            .map_err(|e| host_error(name, e))?;
+        let (batches, checkpoints) =
+            native_run::<T>(&config, schema, batches, splits).map_err(|e| host_error(name, e))?;
+        Ok(sluice_host::conformance::RunOutput {
+            schema: declared,
+            batches,
+            checkpoints,
+        })
+    }
+}
+
+/// The host error a guest error becomes (same categories and exit codes).
+#[cfg(all(feature = "harness-wasm", not(target_arch = "wasm32")))]
+fn host_error(name: &str, e: Error) -> sluice_host::Error {
+    match e {
+        Error::InvalidConfig(m) => sluice_host::Error::usage(format!("plugin `{name}`: invalid config: {m}")),
+        Error::InvalidInput(m) => sluice_host::Error::input(format!("plugin `{name}`: invalid input: {m}")),
+        Error::Internal(m) => sluice_host::Error::plugin(name, m),
+    }
+}
+
 fn format_value(array: &ArrayRef, row: usize) -> String {
     if array.is_null(row) {
         return "NULL".into();

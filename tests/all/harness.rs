@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use sluice_sdk::harness::{assert_batches_eq, run_native, run_native_checkpointed, run_wasm, run_wasm_checkpointed};
+use sluice_sdk::harness::{
+    assert_batches_eq, check_cases_native, check_cases_wasm, check_native, run_native, run_native_checkpointed,
+    run_wasm, run_wasm_checkpointed,
+};
 use sluice_test_artifacts as art;
 
 use crate::util::*;
@@ -60,4 +63,30 @@ fn checkpoint_restore_matches_in_both_modes() {
     let wasm = run_wasm_checkpointed(art::DEDUPE, &config, schema, &batches, 1).unwrap();
     assert_batches_eq(&plain, &native);
     assert_batches_eq(&plain, &wasm);
+}
+
+#[test]
+fn harness_runs_the_conformance_cases_natively_and_through_the_host() {
+    let dir = crate::conformance::cases("filter");
+    check_cases_native::<filter::Filter>(&dir).unwrap();
+    check_cases_wasm(art::FILTER, &dir).unwrap();
+    // The same cases fail for another plugin, naming the case, row and column.
+    let e = check_cases_native::<dedupe::Dedupe>(&dir).unwrap_err();
+    assert!(
+        e.contains("case `numeric-and`: run failed") && e.contains("`key`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn check_native_catches_state_lost_at_checkpoints() {
+    let batches = input();
+    let schema = batches[0].schema();
+    let out = check_native::<leaky::Leaky>(&[("leak", "none")], Arc::clone(&schema), &batches).unwrap();
+    assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 28);
+    let e = check_native::<leaky::Leaky>(&[("leak", "state")], schema, &batches).unwrap_err();
+    assert!(
+        e.contains("split at batches [1]") && e.contains("first difference at row 7, column `n`: left 7, right 0"),
+        "{e}"
+    );
 }

@@ -3,6 +3,7 @@
 mod abi;
 mod bad_input;
 mod chain;
+mod conformance;
 mod determinism;
 mod fuzz_replay;
 mod harness;

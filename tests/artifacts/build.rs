@@ -20,6 +20,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("bad-schema", "bad_schema"),
     ("hostile", "hostile"),
     ("hostile-import", "hostile_import"),
+    ("leaky", "leaky"),
 ];
 
 fn main() {

@@ -7,6 +7,7 @@ mod plugin;
 mod replay;
 mod run;
 mod show;
+mod test;
 mod verify;
 
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ pub enum Command {
     Backfill(backfill::BackfillArgs),
     /// Manage the plugin store (versioned, content-addressed artifacts).
     Plugin(plugin::PluginArgs),
+    /// Check a plugin against conformance cases: expected output, determinism, checkpoints.
+    Test(test::TestArgs),
 }
 
 /// Entry point of the `sluice` binary.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::execute(args),
         Command::Backfill(args) => backfill::execute(args),
         Command::Plugin(args) => plugin::execute(args),
+        Command::Test(args) => test::execute(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
