@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn a_panic_becomes_its_message_and_nesting_is_kept() {
         assert_eq!(catch(|| 7), Ok(7));
-        assert_eq!(catch(|| -> u8 { panic!("bad offset {}", 3) }), Err("bad offset 3".to_string()));
+        assert_eq!(
+            catch(|| -> u8 { panic!("bad offset {}", 3) }),
+            Err("bad offset 3".to_string())
+        );
         let inner = catch(|| catch(|| -> u8 { panic!("inner") }));
         assert_eq!(inner, Ok(Err("inner".to_string())));
         DEPTH.with(|d| assert_eq!(d.get(), 0));

@@ -152,11 +152,66 @@ impl Runtime {
     /// everything [`Runtime::load_plugin`] returns.
     pub fn load_plugin_pinned(&self, path: &Path, pin: Option<&str>) -> Result<Plugin> {
         let expected = pin.map(|p| parse_pin(path, p)).transpose()?;
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::usage(format!("plugin `{}` does not exist", path.display())),
             _ => Error::io("read plugin", path, e),
         })?;
-        Plugin::from_bytes(self, path, &bytes, expected.as_deref())
+        if let Some((sha, component)) = self.cached(path, &meta) {
+            crate::plugin::check_pin(path, &sha, expected.as_deref())?;
+            return Plugin::from_component(self, path, &sha, meta.len(), &component);
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read plugin", path, e))?;
+        let plugin = Plugin::from_bytes(self, path, &bytes, expected.as_deref())?;
+        self.remember_digest(path, &meta, plugin.sha256().trim_start_matches("sha256:"));
+        Ok(plugin)
+    }
+
+    /// The sha256 and compiled component of plugin file `path`, if the cache holds both
+    /// for the file as it is now.
+    ///
+    /// Hashing a plugin costs about 1 ms per MB, more than the rest of a warm start. Like
+    /// git's index, the digest cache trusts a file unchanged while its device, inode, size,
+    /// mtime and ctime are: no write leaves all five as they were (ctime cannot be set back
+    /// by an unprivileged user), and digests of files modified in the last two seconds are
+    /// never cached, so a write within one timestamp tick cannot hide either.
+    fn cached(&self, path: &Path, meta: &std::fs::Metadata) -> Option<(String, Component)> {
+        let dir = self.opts.cache_dir.as_ref()?;
+        let key = stat_key(path, meta)?;
+        let sha = std::fs::read_to_string(dir.join("digests").join(key)).ok()?;
+        let sha = sha.trim();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let f = dir.join(format!("{sha}-{}.cwasm", self.compat_hash()));
+        // SAFETY: as in `compile`: a private directory, entries written only by `compile`
+        // from components we compiled, named by the plugin's sha256 and the engine hash.
+        let component = unsafe { Component::deserialize_file(&self.engine, &f) }.ok()?;
+        Some((sha.to_string(), component))
+    }
+
+    /// Record `sha` as the digest of plugin file `path` (see [`Runtime::cached`]).
+    fn remember_digest(&self, path: &Path, meta: &std::fs::Metadata, sha: &str) {
+        let (Some(dir), Some(key)) = (self.opts.cache_dir.as_ref(), stat_key(path, meta)) else {
+            return;
+        };
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= Duration::from_secs(2));
+        if !settled {
+            return;
+        }
+        let dir = dir.join("digests");
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
+            std::fs::write(&tmp, sha)?;
+            std::fs::rename(&tmp, dir.join(&key))
+        };
+        if let Err(e) = write() {
+            tracing::debug!(cache = %dir.display(), "could not record a plugin digest: {e}");
+        }
     }
 
     /// Compile `bytes` (whose sha256 is `sha256`), through the cache when there is one.
@@ -254,6 +309,35 @@ fn link_virtual_sleep(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> 
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// A name for the identity of file `path` as it is now: canonical path, device, inode,
+/// size, mtime and ctime (see [`Runtime::cached`]). `None` where those are not available.
+fn stat_key(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let mut h = blake3::Hasher::new();
+        h.update(canonical.as_os_str().as_encoded_bytes());
+        for n in [
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.size() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ] {
+            h.update(&n.to_le_bytes());
+        }
+        Some(h.finalize().to_hex()[..32].to_string())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, meta);
+        None
+    }
 }
 
 fn write_cache(f: &Path, component: &Component) -> std::io::Result<()> {

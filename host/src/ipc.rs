@@ -230,7 +230,9 @@ impl<'a> Walk<'a> {
 
     /// Take the next buffer, checking it holds whole elements of `width` bytes.
     fn buffer(&mut self, what: &str, width: usize) -> Result<Option<arrow::ipc::Buffer>, String> {
-        let Some(b) = self.buffers.pop_front() else { return Ok(None) };
+        let Some(b) = self.buffers.pop_front() else {
+            return Ok(None);
+        };
         if width > 1 && b.length() % width as i64 != 0 {
             return Err(format!(
                 "its {what} buffer has {} bytes, not a whole number of {width}-byte elements",
@@ -242,13 +244,17 @@ impl<'a> Walk<'a> {
 
     fn field(&mut self, dt: &DataType) -> Result<(), String> {
         use DataType::*;
-        let Some(node) = self.nodes.pop_front() else { return Ok(()) };
+        let Some(node) = self.nodes.pop_front() else {
+            return Ok(());
+        };
         match dt {
             Null => {}
             Utf8 | Binary => self.buffers3(4)?,
             LargeUtf8 | LargeBinary => self.buffers3(8)?,
             Utf8View | BinaryView => {
-                let Some(count) = self.variadic.pop_front() else { return Ok(()) };
+                let Some(count) = self.variadic.pop_front() else {
+                    return Ok(());
+                };
                 self.buffer("validity", 1)?;
                 self.buffer("views", 16)?;
                 for _ in 0..count.clamp(0, self.buffers.len() as i64) {

@@ -76,18 +76,23 @@ impl Plugin {
     /// `pin` (lowercase hex), the bytes must have that sha256; it is checked first.
     pub(crate) fn from_bytes(rt: &Runtime, path: &Path, bytes: &[u8], pin: Option<&str>) -> Result<Plugin> {
         let sha = hex::encode(Sha256::digest(bytes));
-        if let Some(want) = pin
-            && want != sha
-        {
-            return Err(Error::usage(format!(
-                "plugin `{}` does not match its pin: found sha256:{sha} but expected sha256:{want}; refusing to load it. If this plugin is the one you mean to run, update the pin",
-                path.display()
-            )));
-        }
+        check_pin(path, &sha, pin)?;
         check_header(path, bytes)?;
         let component = rt.compile(path, &sha, bytes)?;
-        let (abi_version, imports, exports) = check_abi(rt, path, &component)?;
-        let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+        Plugin::from_component(rt, path, &sha, bytes.len() as u64, &component)
+    }
+
+    /// Check, link and describe a compiled plugin whose bytes (`size` long) have sha256
+    /// `sha` (lowercase hex).
+    pub(crate) fn from_component(
+        rt: &Runtime,
+        path: &Path,
+        sha: &str,
+        size: u64,
+        component: &Component,
+    ) -> Result<Plugin> {
+        let (abi_version, imports, exports) = check_abi(rt, path, component)?;
+        let pre = rt.linker.instantiate_pre(component).map_err(|e| {
             Error::plugin(
                 file_name(path),
                 format!(
@@ -110,7 +115,7 @@ impl Plugin {
                     stateful: false,
                     abi_version,
                     sha256: format!("sha256:{sha}"),
-                    size: bytes.len() as u64,
+                    size,
                     imports,
                     exports,
                 },
@@ -410,7 +415,9 @@ fn contained<T>(name: &str, what: &str, decode: impl FnOnce() -> Result<T, ipc::
         )),
         Err(msg) => Err(Error::plugin(
             name,
-            format!("`{what}` returned data that breaks the ABI contract: the Arrow decoder failed an internal check on it ({msg})"),
+            format!(
+                "`{what}` returned data that breaks the ABI contract: the Arrow decoder failed an internal check on it ({msg})"
+            ),
         )),
     }
 }
@@ -529,6 +536,17 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Refuse a plugin whose sha256 `sha` (lowercase hex) is not its pin `pin`, naming both.
+pub(crate) fn check_pin(path: &Path, sha: &str, pin: Option<&str>) -> Result<()> {
+    match pin {
+        Some(want) if want != sha => Err(Error::usage(format!(
+            "plugin `{}` does not match its pin: found sha256:{sha} but expected sha256:{want}; refusing to load it. If this plugin is the one you mean to run, update the pin",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {

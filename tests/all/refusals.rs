@@ -84,3 +84,71 @@ fn a_batch_that_breaks_the_declared_schema_fails_with_exit_4_and_no_output() {
     assert_eq!(attempt["error"]["exit_code"], 4);
     assert_eq!(attempt["chunks_committed"], 0);
 }
+
+/// The plugin digest cache (warm start without re-hashing the file) notices a plugin file
+/// whose bytes changed even when its size or mtime were kept, and is really consulted.
+#[test]
+fn the_digest_cache_follows_the_file_not_its_mtime() {
+    use sha2::Digest;
+    // Small plugins: this test compiles them into its own cache.
+    use sluice_test_artifacts::{BAD_SCHEMA, ECHO};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    // A private cache: this test edits its digest entries.
+    let rt = sluice_host::Runtime::new(sluice_host::RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let sha = |p: &str| {
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+        )
+    };
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let put = |src: &str, dst: &std::path::Path| {
+        std::fs::copy(src, dst).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dst)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    };
+    let p = dir.path().join("p.wasm");
+    put(ECHO, &p);
+    assert_eq!(rt.load_plugin(&p).unwrap().sha256(), sha(ECHO));
+    let entries = || std::fs::read_dir(cache.join("digests")).unwrap().count();
+    assert_eq!(entries(), 1, "a settled file's digest is remembered");
+    assert_eq!(rt.load_plugin(&p).unwrap().sha256(), sha(ECHO), "warm load");
+
+    // New bytes with the old mtime: the ctime (and here the size) moved, so it is re-hashed.
+    put(BAD_SCHEMA, &p);
+    let plugin = rt.load_plugin(&p).unwrap();
+    assert_eq!(plugin.sha256(), sha(BAD_SCHEMA));
+    assert_eq!(plugin.info().name, "bad-schema");
+    let pin = sha(ECHO);
+    let err = rt
+        .load_plugin_pinned(&p, Some(&pin))
+        .err()
+        .expect("the old pin no longer matches");
+    assert!(err.to_string().contains("does not match its pin"), "{err}");
+
+    // A file modified just now is hashed but not remembered (a write within the same
+    // timestamp tick could otherwise go unseen).
+    let fresh = dir.path().join("fresh.wasm");
+    std::fs::copy(ECHO, &fresh).unwrap();
+    rt.load_plugin(&fresh).unwrap();
+    assert_eq!(entries(), 2, "only p.wasm's two versions are remembered");
+
+    // The cache is consulted: point p.wasm's entry at echo's digest and the warm load
+    // reports echo (whose compiled code is cached) without reading the file.
+    for e in std::fs::read_dir(cache.join("digests")).unwrap() {
+        let e = e.unwrap().path();
+        if std::fs::read_to_string(&e).unwrap() == sha(BAD_SCHEMA)["sha256:".len()..] {
+            std::fs::write(&e, &sha(ECHO)["sha256:".len()..]).unwrap();
+        }
+    }
+    assert_eq!(rt.load_plugin(&p).unwrap().info().name, "echo");
+}

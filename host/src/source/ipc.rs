@@ -126,7 +126,10 @@ fn check_footer(path: &Path, file: &mut File, size: u64) -> Result<()> {
         .map_err(|e| Error::io("read", path, e))?;
     let footer = root_as_footer(&footer).map_err(|e| bad(format!("unreadable footer ({e})")))?;
     let blocks_end = data_end - footer_len as u64;
-    let mut layouts = footer.schema().map(crate::ipc::Layouts::from_schema).unwrap_or_default();
+    let mut layouts = footer
+        .schema()
+        .map(crate::ipc::Layouts::from_schema)
+        .unwrap_or_default();
     let batches = footer.recordBatches().into_iter().flatten();
     let dictionaries = footer.dictionaries().into_iter().flatten();
     for (kind, block) in batches
