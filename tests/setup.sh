@@ -8,3 +8,12 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 # tpchgen-cli (TPC-H data) and duckdb (the reference answer) for tests/all/tpch.rs.
 pip install -q -r tests/requirements.txt
+
+# C plugins (plugins/c-template, built by tests/artifacts/build.rs): clang, lld and
+# wasi-libc from the distribution (Debian/Ubuntu package names).
+c_packages="clang lld wasi-libc libclang-rt-dev-wasm32"
+if ! dpkg -s $c_packages >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $c_packages
+fi

@@ -54,6 +54,11 @@ fn rust_passthrough_passes_its_cases() {
     assert_passes(art::PASSTHROUGH, &cases("passthrough"));
 }
 
+#[test]
+fn c_passthrough_passes_the_passthrough_cases() {
+    assert_passes(art::PASSTHROUGH_C, &cases("passthrough"));
+}
+
 /// A one-case directory for the `leaky` test plugin with `leak` set.
 fn leaky_case(root: &Path, leak: &str) -> PathBuf {
     let dir = root.join(leak);

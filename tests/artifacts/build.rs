@@ -73,6 +73,29 @@ fn main() {
             path.display().to_string()
         ));
     }
+    build_c_plugins(&root, &target_dir, &mut consts);
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins.rs");
     std::fs::write(dest, consts).unwrap();
+}
+
+/// (source under `plugins/`, wasm file stem) of every C plugin, built with clang and
+/// wasi-libc by `sluice-c-tool` (the same code as its `build` command).
+const C_PLUGINS: &[(&str, &str)] = &[("c-template/passthrough.c", "passthrough_c")];
+
+fn build_c_plugins(root: &std::path::Path, target_dir: &std::path::Path, consts: &mut String) {
+    let out_dir = target_dir.join("c");
+    for (source, stem) in C_PLUGINS {
+        let out = out_dir.join(format!("{stem}.wasm"));
+        let work = out_dir.join(format!("{stem}.build"));
+        if let Err(e) = sluice_c_tool::build(&[root.join("plugins").join(source)], &out, &work, &[]) {
+            panic!(
+                "building the C plugin `plugins/{source}` failed: {e:#}\n(run tests/setup.sh to install clang and wasi-libc)"
+            );
+        }
+        let name = stem.to_uppercase();
+        consts.push_str(&format!(
+            "/// Path of the C plugin built from `plugins/{source}`.\npub const {name}: &str = {:?};\n",
+            out.display().to_string()
+        ));
+    }
 }
