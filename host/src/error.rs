@@ -38,8 +38,13 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// A data quality gate failed.
-    #[error("{0}")]
-    Quality(String),
+    #[error("{message}")]
+    Quality {
+        /// The readable report: which gates failed, expected and observed.
+        message: String,
+        /// Every check's result (name, severity, status, expected, observed), as JSON.
+        checks: serde_json::Value,
+    },
     /// A plugin trapped, hit a limit or broke the ABI contract.
     #[error("plugin `{plugin}`: {message}")]
     Plugin {
@@ -88,7 +93,10 @@ impl Error {
                 source,
             },
             Error::Usage(m) => Error::Usage(format!("{prefix}{m}")),
-            Error::Quality(m) => Error::Quality(format!("{prefix}{m}")),
+            Error::Quality { message, checks } => Error::Quality {
+                message: format!("{prefix}{message}"),
+                checks,
+            },
             Error::Plugin { plugin, message } => Error::Plugin {
                 plugin,
                 message: format!("{prefix}{message}"),
@@ -102,7 +110,7 @@ impl Error {
         match self {
             Error::Io { .. } => ExitCode::Retryable,
             Error::Usage(_) => ExitCode::Usage,
-            Error::Quality(_) => ExitCode::Quality,
+            Error::Quality { .. } => ExitCode::Quality,
             Error::Plugin { .. } => ExitCode::Plugin,
             Error::Input(_) => ExitCode::BadInput,
         }
@@ -113,7 +121,7 @@ impl Error {
         match self {
             Error::Io { .. } => "io",
             Error::Usage(_) => "usage",
-            Error::Quality(_) => "quality",
+            Error::Quality { .. } => "quality",
             Error::Plugin { .. } => "plugin",
             Error::Input(_) => "input",
         }

@@ -24,6 +24,7 @@ pub mod journal;
 pub mod outdir;
 pub mod pipeline;
 pub mod plugin;
+pub mod quality;
 pub mod sandbox;
 pub mod sink;
 pub mod source;

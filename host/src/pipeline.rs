@@ -22,6 +22,7 @@ use crate::fault;
 use crate::journal::{ChunkEntry, Journal};
 use crate::outdir::{self, Existing, FinishedPart, OutputDir};
 use crate::plugin::{Plugin, PluginInfo, Transformer};
+use crate::quality::{CheckResult, CheckSpec, Gates, Severity};
 use crate::sandbox::Determinism;
 use crate::sink::{OutputFormat, WriterOptions};
 use crate::source::{Source, SourceOptions};
@@ -121,6 +122,8 @@ pub struct RunSpec {
     pub context: RunContext,
     /// The run this one reprocesses, if any.
     pub parent: Option<ParentLink>,
+    /// Quality gates evaluated over the whole output before it is published.
+    pub checks: Vec<CheckSpec>,
 }
 
 impl RunSpec {
@@ -138,12 +141,13 @@ impl RunSpec {
             force: false,
             context: RunContext::default(),
             parent: None,
+            checks: Vec::new(),
         }
     }
 }
 
 /// What the run record keeps of a [`RunSpec`], enough to re-execute it (`sluice replay`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct RecordedSpec {
     /// Input paths as given.
     pub inputs: Vec<PathBuf>,
@@ -165,6 +169,9 @@ pub struct RecordedSpec {
     pub writer: WriterOptions,
     /// Rows per chunk.
     pub chunk_rows: usize,
+    /// Quality gates (part of the action key, so a replay judges the output the same way).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSpec>,
 }
 
 /// A plugin of a [`RecordedSpec`].
@@ -346,10 +353,13 @@ pub struct Manifest {
     pub rows_in: u64,
     /// Total rows written.
     pub rows_out: u64,
-    /// `ok`.
+    /// `ok`, or `failed_quality` (then `_SUCCESS` is absent and nothing is published).
     pub status: String,
     /// Wall time of the run (of its last attempt, when resumed) in milliseconds.
     pub elapsed_ms: u64,
+    /// Each quality gate's verdict and observed value (absent when the run had none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
 }
 
 /// What a finished run reports.
@@ -375,6 +385,9 @@ pub struct RunSummary {
     pub root_digest: String,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
+    /// Each quality gate's verdict (absent when the run had none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
 }
 
 /// What the action key covers: everything that determines the output bytes.
@@ -389,6 +402,12 @@ struct ActionKeyInput<'a> {
     format: String,
     writer: &'a WriterOptions,
     engine: EngineSettings,
+    /// Digest of the quality gates, when there are any: the same output under other gates
+    /// is another job's result (a finished run is not "already complete" for new gates).
+    /// Not in the job key, so a run that failed a gate resumes and is re-judged when the
+    /// gate is changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<String>,
 }
 
 /// Execute a run end to end: fresh, resumed, or a no-op when already complete.
@@ -430,7 +449,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         .iter()
         .map(|p| digest::config_digest(&p.redacted_config()))
         .collect();
-    let key_input = ActionKeyInput {
+    let mut key_input = ActionKeyInput {
         key_version: 1,
         host_version: env!("CARGO_PKG_VERSION"),
         inputs: inputs.iter().map(|i| (i.format.as_str(), i.digest.as_str())).collect(),
@@ -444,15 +463,15 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         format: spec.format.to_string(),
         writer: &spec.writer,
         engine: rt.settings(),
+        checks: gates_digest(spec),
     };
     let action_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
-    let job_key = digest::blake3_bytes(
-        &serde_json::to_vec(&ActionKeyInput {
-            inputs: Vec::new(),
-            ..key_input
-        })
-        .expect("key serializes"),
-    );
+    // The key of the data alone (no gates): what the journal header records and what seeds
+    // plugin randomness, so changing a gate never changes an output byte.
+    key_input.checks = None;
+    let data_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
+    key_input.inputs = Vec::new();
+    let job_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
 
     // Where to write: the output itself, or (for --overwrite) a staging sibling that
     // replaces it only once the new run has committed.
@@ -462,9 +481,12 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         Existing::Complete(Some(k)) if k == action_key && !spec.force => {
             return already_complete(&spec.output, start);
         }
-        Existing::Unfinished(j) if j.header.job_key == job_key => {
+        Existing::Unfinished(j)
+            if j.header.job_key == job_key && !(spec.overwrite && j.header.action_key != data_key) =>
+        {
             // The same job; if its input changed under a committed chunk, the per-chunk
-            // input digests catch it below and name the chunk.
+            // input digests catch it below and name the chunk (with --overwrite, a changed
+            // input starts over instead).
             drop(j);
             (spec.output.clone(), false)
         }
@@ -492,7 +514,9 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         }
     };
     let (out, mut journal) = match outdir::inspect(&work)? {
-        Existing::Unfinished(j) if j.header.job_key == job_key => {
+        // A stale staging directory of the same job over other input is not resumed:
+        // --overwrite asks for a fresh run.
+        Existing::Unfinished(j) if j.header.job_key == job_key && !(swap && j.header.action_key != data_key) => {
             let out = OutputDir::at(&work);
             out.recover(&j)?;
             tracing::info!(chunks = j.chunks.len(), output = %work.display(), "resuming after the last committed chunk");
@@ -502,21 +526,27 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             swap_into_place(&work, &spec.output)?;
             return already_complete(&spec.output, start);
         }
-        Existing::Empty => OutputDir::create(&work, &action_key, &job_key)?,
+        Existing::Empty => OutputDir::create(&work, &data_key, &job_key)?,
         _ => {
             // Only a stale staging directory can get here: it is ours to replace.
             std::fs::remove_dir_all(&work).map_err(|e| Error::io("remove", &work, e))?;
-            OutputDir::create(&work, &action_key, &job_key)?
+            OutputDir::create(&work, &data_key, &job_key)?
         }
     };
     let resumed = journal.chunks.len() as u64;
     let states = out.load_state(&journal)?;
-    let seed = *blake3::hash(action_key.as_bytes()).as_bytes();
+    let seed = *blake3::hash(data_key.as_bytes()).as_bytes();
     let chain = Chain::open(&plugins, &input_schema, states.as_deref(), seed)?;
     let out_schema = Arc::clone(chain.output_schema());
     let stateful = plugins.iter().any(|(p, _)| p.info().stateful);
+    // Bind the gates to the output schema now, so a misnamed column stops the run before
+    // any work rather than after it.
+    let mut gates = Gates::prepare(&spec.checks, &out_schema, spec.context.logical_date.as_deref())?;
 
-    if !journal.chunks.last().is_some_and(|c| c.last) {
+    // Every chunk committed (a crash before publishing, or a failed gate): nothing to
+    // transform, unless the input changed since, which re-reading it names by chunk.
+    let all_committed = journal.chunks.last().is_some_and(|c| c.last) && journal.header.action_key == data_key;
+    if !all_committed {
         // Decoding runs on its own thread so it overlaps the transform and the encoding.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
         let reader = std::thread::spawn(move || {
@@ -563,6 +593,17 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     let rows_out = chunks.iter().map(|c| c.rows_out).sum();
     let bytes_out = chunks.iter().map(|c| c.bytes).sum();
     let root_digest = root_digest(&chunks);
+    // Gates see the committed parts, whichever attempt wrote them, so a resumed run is
+    // judged on exactly the output it would publish.
+    if gates.needs_data() {
+        let files: Vec<PathBuf> = chunks.iter().map(|c| out.root().join(&c.file)).collect();
+        gates.scan(&files)?;
+    }
+    let checks = gates.finish(rows_out);
+    let failed = checks.iter().any(|c| c.failed() && c.severity == Severity::Error);
+    for c in checks.iter().filter(|c| c.failed() && c.severity == Severity::Warn) {
+        tracing::warn!(check = %c.name, observed = %c.observed, "quality gate (warn) failed: expected {}", c.expected);
+    }
     let elapsed_ms = start.elapsed().as_millis() as u64;
     let manifest = Manifest {
         manifest_version: 1,
@@ -597,10 +638,29 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         root_digest: root_digest.clone(),
         rows_in,
         rows_out,
-        status: "ok".into(),
+        status: if failed { "failed_quality" } else { "ok" }.into(),
         elapsed_ms,
+        checks: checks.clone(),
     };
     journal.close()?;
+    if failed {
+        // The record is kept (without `_SUCCESS`) so a scheduler or a person can see what
+        // each gate observed; a rerun keeps the committed chunks and only re-judges them.
+        let record = out.root().join("_sluice").join("manifest.json");
+        outdir::write_atomic(
+            &record,
+            &serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
+        )?;
+        return Err(Error::Quality {
+            message: format!(
+                "quality gates failed; nothing was published (no `_SUCCESS` in `{}`):\n{}\nEach check's observed value is in `{}`. Fix the data or the gate and rerun: committed chunks are kept, so only the gates run again.",
+                out.root().display(),
+                crate::quality::report(&checks),
+                record.display()
+            ),
+            checks: serde_json::to_value(&checks).expect("checks serialize"),
+        });
+    }
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     out.publish(&json, manifest.chunks.len() as u64)?;
     if swap {
@@ -617,7 +677,24 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         bytes_out,
         root_digest,
         elapsed_ms,
+        checks,
     })
+}
+
+/// Digest of the quality gates (and of the logical date, when a freshness gate depends on
+/// it), or `None` without gates so runs without gates keep their keys.
+fn gates_digest(spec: &RunSpec) -> Option<String> {
+    if spec.checks.is_empty() {
+        return None;
+    }
+    let fresh = spec.checks.iter().any(|c| matches!(c, CheckSpec::Freshness { .. }));
+    let logical_date = if fresh {
+        spec.context.logical_date.as_deref()
+    } else {
+        None
+    };
+    let json = serde_json::to_vec(&(&spec.checks, logical_date)).expect("checks serialize");
+    Some(digest::blake3_bytes(&json))
 }
 
 fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> RecordedSpec {
@@ -642,6 +719,7 @@ fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> R
         format: spec.format.to_string(),
         writer: spec.writer.clone(),
         chunk_rows: spec.chunk_rows,
+        checks: spec.checks.clone(),
     }
 }
 
@@ -701,6 +779,7 @@ fn already_complete(root: &Path, start: Instant) -> Result<RunSummary> {
         bytes_out: m.chunks.iter().map(|c| c.bytes).sum(),
         root_digest: m.root_digest,
         elapsed_ms: start.elapsed().as_millis() as u64,
+        checks: m.checks,
     })
 }
 

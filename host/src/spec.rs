@@ -54,6 +54,9 @@ pub struct PipelineSpec {
     pub plugins: Vec<PluginEntry>,
     /// `[output]`: where and how to write.
     pub output: OutputSpec,
+    /// `[[checks]]`: quality gates over the whole output, evaluated before publishing.
+    #[serde(default)]
+    pub checks: Vec<crate::quality::CheckSpec>,
 }
 
 /// `[partition]`.
@@ -283,6 +286,7 @@ impl LoadedSpec {
         run.format = format;
         run.writer = writer;
         run.chunk_rows = s.output.chunk_rows.unwrap_or(crate::pipeline::DEFAULT_CHUNK_ROWS);
+        run.checks = s.checks.clone();
         run.context = RunContext {
             partition: partition.map(str::to_string),
             logical_date: partition.filter(|_| s.partition.kind == "date").map(str::to_string),

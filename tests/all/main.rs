@@ -11,6 +11,7 @@ mod hostile;
 mod pinning;
 mod plugins;
 mod provenance;
+mod quality;
 mod recovery;
 mod refusals;
 mod tpch;

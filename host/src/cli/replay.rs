@@ -177,6 +177,9 @@ fn spec_from_record(m: &Manifest, plugins: Vec<PluginSpec>, output: PathBuf) -> 
     spec.format = r.format.parse()?;
     spec.writer = r.writer.clone();
     spec.chunk_rows = r.chunk_rows;
+    // Gates are part of the action key; freshness is judged from the recorded logical date.
+    spec.checks = r.checks.clone();
+    spec.context.logical_date = m.context.logical_date.clone();
     Ok(spec)
 }
 

@@ -105,6 +105,13 @@ pub struct RunArgs {
     /// The scheduler's run id, recorded in the run record (not part of the action key).
     #[arg(long, env = "SLUICE_RUN_ID")]
     pub run_id: Option<String>,
+    /// The run's logical date (`YYYY-MM-DD`): anchors freshness gates; recorded, not part of
+    /// the action key. With a date-partitioned spec it defaults to the partition.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub logical_date: Option<String>,
+    /// A TOML file of `[[checks]]` quality gates (added to the spec's own).
+    #[arg(long, value_name = "FILE")]
+    pub checks: Vec<PathBuf>,
 }
 
 /// Run `sluice run`.
@@ -126,11 +133,39 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
     } else {
         command_line_spec(args, m)?
     };
+    let mut spec = spec;
+    if let Some(d) = &args.logical_date {
+        if crate::spec::parse_date(d).is_none() {
+            return Err(Error::usage(format!(
+                "--logical-date `{d}` is not a date like `2026-11-01`"
+            )));
+        }
+        spec.context.logical_date = Some(d.clone());
+    }
+    for f in &args.checks {
+        spec.checks.extend(crate::quality::ChecksFile::load(f)?);
+    }
     let rt = Runtime::new(RuntimeOptions {
         limits: limits(args)?,
         cache_dir: cache_dir(args.no_cache),
     })?;
-    let summary = pipeline::run(&rt, &spec)?;
+    let summary = match pipeline::run(&rt, &spec) {
+        Ok(s) => s,
+        Err(e @ Error::Quality { .. }) => {
+            if let Error::Quality { checks, .. } = &e {
+                let line = serde_json::json!({
+                    "status": "failed_quality",
+                    "output": spec.output,
+                    "exit_code": e.exit_code() as u8,
+                    "checks": checks,
+                });
+                println!("{line}");
+                super::summary_printed();
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if summary.status == "already_complete" {
         println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
         return Ok(());
@@ -266,6 +301,7 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
             ..Default::default()
         },
         parent: None,
+        checks: Vec::new(),
     };
     Ok(spec)
 }
