@@ -167,24 +167,42 @@ pub struct Layouts {
 }
 
 impl Layouts {
-    /// The layouts of `schema` (a flatbuffer schema message or file footer schema).
+    /// The layouts of `schema` (a flatbuffer schema message or file footer schema). A
+    /// schema arrow cannot convert gives no layouts: arrow refuses the stream itself.
     pub fn from_schema(schema: arrow::ipc::Schema<'_>) -> Self {
+        let Ok(schema) = arrow::ipc::convert::try_fb_to_schema(schema) else {
+            return Layouts::default();
+        };
         let mut this = Layouts::default();
-        let fields = schema.fields().into_iter().flatten();
-        this.fields = Some(fields.clone().map(|f| this.collect(f)).collect());
+        for f in schema.fields() {
+            this.collect(f);
+        }
+        this.fields = Some(schema.fields().iter().map(|f| f.data_type().clone()).collect());
         this
     }
 
-    /// `f`'s arrow type, recording the value types of the dictionaries in it.
-    fn collect(&mut self, f: arrow::ipc::Field<'_>) -> DataType {
-        for child in f.children().into_iter().flatten() {
-            self.collect(child);
+    /// Record the value types of the dictionaries in `f` and its children.
+    fn collect(&mut self, f: &Field) {
+        #[allow(deprecated)] // arrow-ipc 60 still numbers dictionaries by field
+        if let (Some(id), DataType::Dictionary(_, value)) = (f.dict_id(), f.data_type()) {
+            self.dictionaries.insert(id, value.as_ref().clone());
         }
-        let dt = Field::from(f).data_type().clone();
-        if let (Some(enc), DataType::Dictionary(_, value)) = (f.dictionary(), &dt) {
-            self.dictionaries.insert(enc.id(), value.as_ref().clone());
+        match f.data_type() {
+            DataType::List(c)
+            | DataType::LargeList(c)
+            | DataType::ListView(c)
+            | DataType::LargeListView(c)
+            | DataType::FixedSizeList(c, _)
+            | DataType::Map(c, _) => self.collect(c),
+            DataType::Struct(cs) => cs.iter().for_each(|c| self.collect(c)),
+            DataType::Union(cs, _) => cs.iter().for_each(|(_, c)| self.collect(c)),
+            DataType::RunEndEncoded(a, b) => {
+                self.collect(a);
+                self.collect(b);
+            }
+            DataType::Dictionary(_, value) => self.collect(&Field::new("", value.as_ref().clone(), true)),
+            _ => {}
         }
-        dt
     }
 
     fn check_record_batch(&self, b: arrow::ipc::RecordBatch<'_>) -> Result<(), String> {
