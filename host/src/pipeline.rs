@@ -124,6 +124,9 @@ pub struct RunSpec {
     pub parent: Option<ParentLink>,
     /// Quality gates evaluated over the whole output before it is published.
     pub checks: Vec<CheckSpec>,
+    /// Worker threads for chunks; `None`: `SLUICE_THREADS`, else the number of CPUs. Never
+    /// changes the output.
+    pub threads: Option<usize>,
 }
 
 impl RunSpec {
@@ -142,6 +145,7 @@ impl RunSpec {
             context: RunContext::default(),
             parent: None,
             checks: Vec::new(),
+            threads: None,
         }
     }
 }
@@ -904,7 +908,11 @@ fn run_chunks(
     ctx: &ChunkCtx<'_>,
     journal: &mut Journal,
 ) -> Result<()> {
-    let workers = if ctx.stateful { 1 } else { worker_threads().max(1) };
+    let workers = if ctx.stateful {
+        1
+    } else {
+        ctx.spec.threads.unwrap_or_else(worker_threads).max(1)
+    };
     // A worker may queue up to half a chunk of batches: enough for the dispatcher to move
     // on to the next chunk (and worker) while this one finishes, and memory stays bounded
     // by about one chunk of decoded input whatever the input size.

@@ -170,9 +170,15 @@ fn output_and_journal_do_not_depend_on_the_thread_count() {
         let mut seen: Option<Snapshot> = None;
         for threads in ["1", "2", "5"] {
             let out = dir.path().join(format!("out-{c}-{threads}"));
-            sluice()
-                .env("SLUICE_THREADS", threads)
-                .args(["run", "--chunk-rows", "7", "--batch-rows", "3", "--input"])
+            let mut cmd = sluice();
+            cmd.arg("run");
+            // Both ways of choosing the thread count: the flag, and the environment.
+            if threads == "5" {
+                cmd.env("SLUICE_THREADS", "1").args(["--threads", threads]);
+            } else {
+                cmd.env("SLUICE_THREADS", threads);
+            }
+            cmd.args(["--chunk-rows", "7", "--batch-rows", "3", "--input"])
                 .arg(&input)
                 .args(*chain)
                 .arg("--output")

@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Rows per batch read from the input and handed to plugins.
     #[arg(long, default_value_t = 65_536)]
     pub batch_rows: usize,
+    /// Worker threads running chunks in parallel (stateless chains); never changes the output [default: $SLUICE_THREADS, else the number of CPUs].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
     /// CSV input has no header row.
     #[arg(long)]
     pub csv_no_header: bool,
@@ -129,6 +132,7 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
             &opts,
         )?;
         spec.overwrite = args.overwrite;
+        spec.threads = args.threads.map(|t| t as usize);
         spec
     } else {
         command_line_spec(args, m)?
@@ -302,6 +306,7 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
         },
         parent: None,
         checks: Vec::new(),
+        threads: args.threads.map(|t| t as usize),
     };
     Ok(spec)
 }
