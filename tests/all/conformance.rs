@@ -59,6 +59,16 @@ fn c_passthrough_passes_the_passthrough_cases() {
     assert_passes(art::PASSTHROUGH_C, &cases("passthrough"));
 }
 
+#[test]
+fn rust_mask_passes_its_cases() {
+    assert_passes(art::MASK, &cases("mask"));
+}
+
+#[test]
+fn python_mask_passes_the_mask_cases() {
+    assert_passes(art::MASK_PY, &cases("mask"));
+}
+
 /// A one-case directory for the `leaky` test plugin with `leak` set.
 fn leaky_case(root: &Path, leak: &str) -> PathBuf {
     let dir = root.join(leak);

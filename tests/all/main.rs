@@ -11,6 +11,7 @@ mod hostile;
 mod pinning;
 mod plugins;
 mod provenance;
+mod python_sdk;
 mod quality;
 mod recovery;
 mod refusals;

@@ -74,6 +74,7 @@ fn main() {
         ));
     }
     build_c_plugins(&root, &target_dir, &mut consts);
+    build_python_plugins(&root, &target_dir, &mut consts);
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins.rs");
     std::fs::write(dest, consts).unwrap();
 }
@@ -95,6 +96,39 @@ fn build_c_plugins(root: &std::path::Path, target_dir: &std::path::Path, consts:
         let name = stem.to_uppercase();
         consts.push_str(&format!(
             "/// Path of the C plugin built from `plugins/{source}`.\npub const {name}: &str = {:?};\n",
+            out.display().to_string()
+        ));
+    }
+}
+
+/// (directory under `plugins/`, wasm file stem) of every Python plugin, built with
+/// componentize-py (PyPI, installed by tests/setup.sh) with the Python SDK on its path.
+const PYTHON_PLUGINS: &[(&str, &str)] = &[("python-mask", "mask_py")];
+
+fn build_python_plugins(root: &std::path::Path, target_dir: &std::path::Path, consts: &mut String) {
+    let out_dir = target_dir.join("python");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for (dir, stem) in PYTHON_PLUGINS {
+        let out = out_dir.join(format!("{stem}.wasm"));
+        // --stub-wasi: the plugin imports no WASI at all (CPython's needs are stubbed).
+        let status = Command::new("componentize-py")
+            .current_dir(root)
+            .args(["-d", "wit", "-w", "transform-plugin", "componentize", "--stub-wasi"])
+            .args(["-p", "sdk/python", "-p"])
+            .arg(format!("plugins/{dir}"))
+            .args(["app", "-o"])
+            .arg(&out)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("componentize-py failed ({s}) building `plugins/{dir}`"),
+            Err(e) => {
+                panic!("cannot run componentize-py ({e}); run tests/setup.sh (pip install -r tests/requirements.txt)")
+            }
+        }
+        let name = stem.to_uppercase();
+        consts.push_str(&format!(
+            "/// Path of the Python plugin built from `plugins/{dir}`.\npub const {name}: &str = {:?};\n",
             out.display().to_string()
         ));
     }
