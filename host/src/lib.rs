@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod conformance;
 pub mod contain;
+pub mod contract;
 pub mod digest;
 pub mod engine;
 pub mod error;

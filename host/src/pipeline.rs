@@ -15,6 +15,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
+use crate::contract::{Applied, InputContract};
 use crate::digest::{self, DataDigest};
 use crate::engine::{EngineSettings, Runtime};
 use crate::error::{Error, Result};
@@ -127,6 +128,8 @@ pub struct RunSpec {
     /// Worker threads for chunks; `None`: `SLUICE_THREADS`, else the number of CPUs. Never
     /// changes the output.
     pub threads: Option<usize>,
+    /// The input schema contract and what to do when the input drifts from it.
+    pub input_contract: Option<InputContract>,
 }
 
 impl RunSpec {
@@ -146,6 +149,7 @@ impl RunSpec {
             parent: None,
             checks: Vec::new(),
             threads: None,
+            input_contract: None,
         }
     }
 }
@@ -176,6 +180,9 @@ pub struct RecordedSpec {
     /// Quality gates (part of the action key, so a replay judges the output the same way).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
+    /// The input schema contract and its policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_contract: Option<InputContract>,
 }
 
 /// A plugin of a [`RecordedSpec`].
@@ -364,6 +371,9 @@ pub struct Manifest {
     /// Each quality gate's verdict and observed value (absent when the run had none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckResult>,
+    /// The input schema contract: file, policy, its schema digest and the drift accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_contract: Option<serde_json::Value>,
 }
 
 /// What a finished run reports.
@@ -412,6 +422,10 @@ struct ActionKeyInput<'a> {
     /// gate is changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     checks: Option<String>,
+    /// The input contract's policy and schema digest: `ignore` drops new input columns, so
+    /// the same input can give other output under another contract.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_contract: Option<(String, String)>,
 }
 
 /// Execute a run end to end: fresh, resumed, or a no-op when already complete.
@@ -433,7 +447,16 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         })
         .collect::<Result<_>>()?;
     let source = Source::open(&spec.inputs, &spec.source)?;
-    let input_schema = source.schema();
+    let contract: Option<Applied> = spec
+        .input_contract
+        .as_ref()
+        .map(|c| c.apply(&source.schema()))
+        .transpose()?;
+    let input_schema = match &contract {
+        Some(a) => Arc::clone(&a.schema),
+        None => source.schema(),
+    };
+    let projection = contract.as_ref().and_then(|a| a.projection.clone());
     tracing::debug!(context = ?spec.context, "run context");
     let inputs: Vec<InputRecord> = source
         .files()
@@ -468,6 +491,11 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         writer: &spec.writer,
         engine: rt.settings(),
         checks: gates_digest(spec),
+        input_contract: spec
+            .input_contract
+            .as_ref()
+            .zip(contract.as_ref())
+            .map(|(c, a)| (c.on_change.to_string(), a.digest.clone())),
     };
     let action_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
     // The key of the data alone (no gates): what the journal header records and what seeds
@@ -555,6 +583,13 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
         let reader = std::thread::spawn(move || {
             for b in source {
+                let b = match &projection {
+                    Some(idx) => b.and_then(|b| {
+                        b.project(idx)
+                            .map_err(|e| Error::input(format!("cannot drop the columns the contract ignores: {e}")))
+                    }),
+                    None => b,
+                };
                 let stop = b.is_err();
                 if tx.send(b).is_err() || stop {
                     break;
@@ -645,6 +680,15 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         status: if failed { "failed_quality" } else { "ok" }.into(),
         elapsed_ms,
         checks: checks.clone(),
+        input_contract: spec.input_contract.as_ref().zip(contract.as_ref()).map(|(c, a)| {
+            serde_json::json!({
+                "path": c.path,
+                "on_schema_change": c.on_change,
+                "schema_digest": a.digest,
+                "created": a.created,
+                "drift": a.drift,
+            })
+        }),
     };
     journal.close()?;
     if failed {
@@ -724,6 +768,7 @@ fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> R
         writer: spec.writer.clone(),
         chunk_rows: spec.chunk_rows,
         checks: spec.checks.clone(),
+        input_contract: spec.input_contract.clone(),
     }
 }
 

@@ -101,6 +101,11 @@ pub struct InputSpec {
     pub csv_header: Option<bool>,
     /// `csv_delimiter`: one byte (default `,`).
     pub csv_delimiter: Option<String>,
+    /// `schema_contract`: the input schema contract file (JSON), relative to this file;
+    /// written from the first run's input when it does not exist.
+    pub schema_contract: Option<String>,
+    /// `on_schema_change`: `fail` (default), `append_new_columns` or `ignore`.
+    pub on_schema_change: Option<crate::contract::OnSchemaChange>,
 }
 
 /// `[[plugins]]`.
@@ -287,6 +292,19 @@ impl LoadedSpec {
         run.writer = writer;
         run.chunk_rows = s.output.chunk_rows.unwrap_or(crate::pipeline::DEFAULT_CHUNK_ROWS);
         run.checks = s.checks.clone();
+        run.input_contract = match (&s.input.schema_contract, s.input.on_schema_change) {
+            (Some(p), on) => Some(crate::contract::InputContract {
+                path: base.join(fill(p)),
+                on_change: on.unwrap_or_default(),
+            }),
+            (None, Some(_)) => {
+                return Err(Error::usage(format!(
+                    "pipeline `{}`: `input.on_schema_change` needs `input.schema_contract`, the file holding the expected input schema (created from the first run's input if missing)",
+                    self.file.display()
+                )));
+            }
+            (None, None) => None,
+        };
         run.context = RunContext {
             partition: partition.map(str::to_string),
             logical_date: partition.filter(|_| s.partition.kind == "date").map(str::to_string),

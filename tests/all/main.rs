@@ -4,6 +4,7 @@ mod abi;
 mod bad_input;
 mod chain;
 mod conformance;
+mod contracts;
 mod determinism;
 mod fuzz_replay;
 mod harness;

@@ -425,7 +425,11 @@ fn gates_from_a_pipeline_spec_use_the_date_partition() {
     assert_eq!(s["checks"].as_array().unwrap().len(), 2, "{s}");
     assert!(dir.path().join("out/2022-01-17/_SUCCESS").exists());
     // The gates and the logical date are recorded: a replay re-judges them the same way.
-    let a = sluice().arg("replay").arg(dir.path().join("out/2022-01-17")).assert().success();
+    let a = sluice()
+        .arg("replay")
+        .arg(dir.path().join("out/2022-01-17"))
+        .assert()
+        .success();
     assert_eq!(summary(&a.get_output().stdout)["status"], "identical");
     // A misspelt key in a check is refused with the spec named.
     std::fs::write(

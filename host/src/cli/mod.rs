@@ -2,6 +2,7 @@
 //! and maps errors to the documented exit codes.
 
 mod backfill;
+mod check_compat;
 mod inspect;
 mod plugin;
 mod replay;
@@ -55,6 +56,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Run a pipeline over many partitions, skipping those already done.
     Backfill(backfill::BackfillArgs),
+    /// Compare two plugin versions' output schemas: additive (exit 0) or breaking (exit 3).
+    CheckCompat(check_compat::CheckCompatArgs),
     /// Manage the plugin store (versioned, content-addressed artifacts).
     Plugin(plugin::PluginArgs),
     /// Check a plugin against conformance cases: expected output, determinism, checkpoints.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::execute(args),
         Command::Backfill(args) => backfill::execute(args),
         Command::Plugin(args) => plugin::execute(args),
+        Command::CheckCompat(args) => check_compat::execute(args),
         Command::Test(args) => test::execute(args),
     };
     match result {

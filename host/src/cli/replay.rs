@@ -179,6 +179,7 @@ fn spec_from_record(m: &Manifest, plugins: Vec<PluginSpec>, output: PathBuf) -> 
     spec.chunk_rows = r.chunk_rows;
     // Gates are part of the action key; freshness is judged from the recorded logical date.
     spec.checks = r.checks.clone();
+    spec.input_contract = r.input_contract.clone();
     spec.context.logical_date = m.context.logical_date.clone();
     Ok(spec)
 }

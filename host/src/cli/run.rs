@@ -115,6 +115,12 @@ pub struct RunArgs {
     /// A TOML file of `[[checks]]` quality gates (added to the spec's own).
     #[arg(long, value_name = "FILE")]
     pub checks: Vec<PathBuf>,
+    /// Input schema contract file (JSON); written from this run's input if it does not exist.
+    #[arg(long, value_name = "FILE")]
+    pub schema_contract: Option<PathBuf>,
+    /// What to do when the input schema differs from the contract [default: fail].
+    #[arg(long, value_enum, requires = "schema_contract")]
+    pub on_schema_change: Option<crate::contract::OnSchemaChange>,
 }
 
 /// Run `sluice run`.
@@ -145,6 +151,12 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
             )));
         }
         spec.context.logical_date = Some(d.clone());
+    }
+    if let Some(path) = &args.schema_contract {
+        spec.input_contract = Some(crate::contract::InputContract {
+            path: path.clone(),
+            on_change: args.on_schema_change.unwrap_or_default(),
+        });
     }
     for f in &args.checks {
         spec.checks.extend(crate::quality::ChecksFile::load(f)?);
@@ -306,6 +318,7 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
         },
         parent: None,
         checks: Vec::new(),
+        input_contract: None,
         threads: args.threads.map(|t| t as usize),
     };
     Ok(spec)
