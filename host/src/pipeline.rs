@@ -23,6 +23,7 @@ use crate::fault;
 use crate::journal::{ChunkEntry, Journal};
 use crate::outdir::{self, Existing, FinishedPart, OutputDir};
 use crate::plugin::{Plugin, PluginInfo, Transformer};
+use crate::privacy::Classification;
 use crate::quality::{CheckResult, CheckSpec, Gates, Severity};
 use crate::sandbox::Determinism;
 use crate::sink::{OutputFormat, WriterOptions};
@@ -130,6 +131,8 @@ pub struct RunSpec {
     pub threads: Option<usize>,
     /// The input schema contract and what to do when the input drifts from it.
     pub input_contract: Option<InputContract>,
+    /// Column sensitivity and retention, written into the output's field metadata.
+    pub classification: Option<Classification>,
 }
 
 impl RunSpec {
@@ -150,6 +153,7 @@ impl RunSpec {
             checks: Vec::new(),
             threads: None,
             input_contract: None,
+            classification: None,
         }
     }
 }
@@ -183,6 +187,9 @@ pub struct RecordedSpec {
     /// The input schema contract and its policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_contract: Option<InputContract>,
+    /// Column classification and masking declarations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
 }
 
 /// A plugin of a [`RecordedSpec`].
@@ -275,6 +282,11 @@ impl Chain {
     /// Each stage's checkpoint (empty for stateless plugins).
     pub fn checkpoint(&mut self) -> Result<Vec<Vec<u8>>> {
         self.stages.iter_mut().map(|t| t.checkpoint()).collect()
+    }
+
+    /// Each stage's output schema, in order.
+    pub fn stage_schemas(&self) -> Vec<SchemaRef> {
+        self.stages.iter().map(|t| Arc::clone(t.output_schema())).collect()
     }
 
     /// Fuel used so far by each stage.
@@ -374,6 +386,9 @@ pub struct Manifest {
     /// The input schema contract: file, policy, its schema digest and the drift accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_contract: Option<serde_json::Value>,
+    /// Each classified output column's sensitivity, retention and masking plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<serde_json::Value>,
 }
 
 /// What a finished run reports.
@@ -426,6 +441,9 @@ struct ActionKeyInput<'a> {
     /// the same input can give other output under another contract.
     #[serde(skip_serializing_if = "Option::is_none")]
     input_contract: Option<(String, String)>,
+    /// Digest of the classification: it is written into the output files' metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classification: Option<String>,
 }
 
 /// Execute a run end to end: fresh, resumed, or a no-op when already complete.
@@ -496,6 +514,10 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             .as_ref()
             .zip(contract.as_ref())
             .map(|(c, a)| (c.on_change.to_string(), a.digest.clone())),
+        classification: spec
+            .classification
+            .as_ref()
+            .map(|c| digest::blake3_bytes(&serde_json::to_vec(c).expect("classification serializes"))),
     };
     let action_key = digest::blake3_bytes(&serde_json::to_vec(&key_input).expect("key serializes"));
     // The key of the data alone (no gates): what the journal header records and what seeds
@@ -569,7 +591,18 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     let states = out.load_state(&journal)?;
     let seed = *blake3::hash(data_key.as_bytes()).as_bytes();
     let chain = Chain::open(&plugins, &input_schema, states.as_deref(), seed)?;
-    let out_schema = Arc::clone(chain.output_schema());
+    let mut out_schema = Arc::clone(chain.output_schema());
+    let mut classification_record = None;
+    if let Some(c) = &spec.classification {
+        let stages: Vec<(String, SchemaRef)> = plugins
+            .iter()
+            .zip(chain.stage_schemas())
+            .map(|((p, _), s)| (p.info().name.clone(), s))
+            .collect();
+        let classified = c.apply(&out_schema, &stages)?;
+        out_schema = classified.schema;
+        classification_record = Some(classified.record);
+    }
     let stateful = plugins.iter().any(|(p, _)| p.info().stateful);
     // Bind the gates to the output schema now, so a misnamed column stops the run before
     // any work rather than after it.
@@ -601,6 +634,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             out: &out,
             input_schema: &input_schema,
             out_schema: &out_schema,
+            relabel: spec.classification.is_some(),
             stateful,
             plugins: &plugins,
             seed,
@@ -680,6 +714,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         status: if failed { "failed_quality" } else { "ok" }.into(),
         elapsed_ms,
         checks: checks.clone(),
+        classification: classification_record,
         input_contract: spec.input_contract.as_ref().zip(contract.as_ref()).map(|(c, a)| {
             serde_json::json!({
                 "path": c.path,
@@ -769,6 +804,7 @@ fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> R
         chunk_rows: spec.chunk_rows,
         checks: spec.checks.clone(),
         input_contract: spec.input_contract.clone(),
+        classification: spec.classification.clone(),
     }
 }
 
@@ -894,6 +930,8 @@ struct ChunkCtx<'a> {
     out: &'a OutputDir,
     input_schema: &'a SchemaRef,
     out_schema: &'a SchemaRef,
+    /// Plugin output is re-labelled with `out_schema` (classification metadata) before writing.
+    relabel: bool,
     stateful: bool,
     plugins: &'a [(Plugin, Vec<(String, String)>)],
     seed: [u8; 32],
@@ -1146,14 +1184,14 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
                 }
                 input_digest.update(&b);
                 for o in chain.process(b)? {
-                    part.write(&o)?;
+                    part.write(&relabel(o, ctx)?)?;
                 }
             }
             Msg::End { input_rows, last } => {
                 // A fresh (stateless) instance ends with its chunk; a carried one at the end.
                 if last || !ctx.stateful {
                     for o in chain.finish()? {
-                        part.write(&o)?;
+                        part.write(&relabel(o, ctx)?)?;
                     }
                 }
                 let fuel: Vec<u64> = chain.fuel().iter().zip(&fuel_before).map(|(a, b)| a - b).collect();
@@ -1175,6 +1213,18 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
             }
         }
     }
+}
+
+/// Give a plugin's output batch the run's output schema (the same columns, plus field
+/// metadata such as classification), so the files carry it.
+fn relabel(batch: RecordBatch, ctx: &ChunkCtx<'_>) -> Result<RecordBatch> {
+    if !ctx.relabel {
+        return Ok(batch);
+    }
+    let rows = batch.num_rows();
+    let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(Arc::clone(ctx.out_schema), batch.columns().to_vec(), &opts)
+        .map_err(|e| Error::plugin("output", format!("output batch does not fit the declared schema: {e}")))
 }
 
 /// Commit chunk outcomes strictly in chunk order; the first error (in chunk order) stops.

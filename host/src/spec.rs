@@ -57,6 +57,12 @@ pub struct PipelineSpec {
     /// `[[checks]]`: quality gates over the whole output, evaluated before publishing.
     #[serde(default)]
     pub checks: Vec<crate::quality::CheckSpec>,
+    /// `[columns.NAME]`: each column's `sensitivity` and `retention`.
+    #[serde(default)]
+    pub columns: BTreeMap<String, crate::privacy::ColumnClass>,
+    /// `[privacy]`: rules over classified columns (`require_masked_pii`).
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacyRules,
 }
 
 /// `[partition]`.
@@ -125,6 +131,9 @@ pub struct PluginEntry {
     /// `secrets`: config key → environment variable that holds its value.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// `masks`: output columns this plugin masks (what `require_masked_pii` accepts).
+    #[serde(default)]
+    pub masks: Vec<String>,
 }
 
 /// `[output]`.
@@ -292,6 +301,12 @@ impl LoadedSpec {
         run.writer = writer;
         run.chunk_rows = s.output.chunk_rows.unwrap_or(crate::pipeline::DEFAULT_CHUNK_ROWS);
         run.checks = s.checks.clone();
+        let classification = crate::privacy::Classification {
+            columns: s.columns.clone(),
+            rules: s.privacy.clone(),
+            masks: s.plugins.iter().map(|p| p.masks.clone()).collect(),
+        };
+        run.classification = (!classification.is_empty()).then_some(classification);
         run.input_contract = match (&s.input.schema_contract, s.input.on_schema_change) {
             (Some(p), on) => Some(crate::contract::InputContract {
                 path: base.join(fill(p)),

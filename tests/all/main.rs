@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod pinning;
 mod plugins;
+mod privacy;
 mod provenance;
 mod python_sdk;
 mod quality;

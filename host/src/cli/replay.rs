@@ -180,6 +180,7 @@ fn spec_from_record(m: &Manifest, plugins: Vec<PluginSpec>, output: PathBuf) -> 
     // Gates are part of the action key; freshness is judged from the recorded logical date.
     spec.checks = r.checks.clone();
     spec.input_contract = r.input_contract.clone();
+    spec.classification = r.classification.clone();
     spec.context.logical_date = m.context.logical_date.clone();
     Ok(spec)
 }

@@ -319,6 +319,7 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
         parent: None,
         checks: Vec::new(),
         input_contract: None,
+        classification: None,
         threads: args.threads.map(|t| t as usize),
     };
     Ok(spec)
