@@ -17,3 +17,11 @@ if ! dpkg -s $c_packages >/dev/null 2>&1; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $c_packages
 fi
+
+# JavaScript plugins (plugins/js-filter): componentize-js, esbuild and apache-arrow at the
+# versions pinned in its package-lock.json, into plugins/js-filter/node_modules (ignored by
+# git). Skipped when that install is newer than the lock file.
+js=plugins/js-filter
+if [ ! -f $js/node_modules/.package-lock.json ] || [ $js/package-lock.json -nt $js/node_modules/.package-lock.json ]; then
+    (cd $js && npm ci --no-audit --no-fund)
+fi

@@ -69,6 +69,11 @@ fn python_mask_passes_the_mask_cases() {
     assert_passes(art::MASK_PY, &cases("mask"));
 }
 
+#[test]
+fn javascript_filter_passes_the_filter_cases() {
+    assert_passes(art::FILTER_JS, &cases("filter"));
+}
+
 /// A one-case directory for the `leaky` test plugin with `leak` set.
 fn leaky_case(root: &Path, leak: &str) -> PathBuf {
     let dir = root.join(leak);

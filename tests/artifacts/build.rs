@@ -75,6 +75,7 @@ fn main() {
     }
     build_c_plugins(&root, &target_dir, &mut consts);
     build_python_plugins(&root, &target_dir, &mut consts);
+    build_js_plugins(&root, &target_dir, &mut consts);
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins.rs");
     std::fs::write(dest, consts).unwrap();
 }
@@ -110,12 +111,24 @@ fn build_python_plugins(root: &std::path::Path, target_dir: &std::path::Path, co
     std::fs::create_dir_all(&out_dir).unwrap();
     for (dir, stem) in PYTHON_PLUGINS {
         let out = out_dir.join(format!("{stem}.wasm"));
+        // Build from a copy: componentize-py writes `__pycache__` next to the sources, which
+        // under `plugins/` would make cargo rerun this script on every build.
+        let src = out_dir.join(format!("{stem}.src"));
+        std::fs::create_dir_all(&src).unwrap();
+        for from in [root.join("sdk/python"), root.join("plugins").join(dir)] {
+            for entry in std::fs::read_dir(&from).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "py") {
+                    std::fs::copy(&path, src.join(path.file_name().unwrap())).unwrap();
+                }
+            }
+        }
         // --stub-wasi: the plugin imports no WASI at all (CPython's needs are stubbed).
         let status = Command::new("componentize-py")
-            .current_dir(root)
-            .args(["-d", "wit", "-w", "transform-plugin", "componentize", "--stub-wasi"])
-            .args(["-p", "sdk/python", "-p"])
-            .arg(format!("plugins/{dir}"))
+            .arg("-d")
+            .arg(root.join("wit"))
+            .args(["-w", "transform-plugin", "componentize", "--stub-wasi", "-p"])
+            .arg(&src)
             .args(["app", "-o"])
             .arg(&out)
             .status();
@@ -129,6 +142,37 @@ fn build_python_plugins(root: &std::path::Path, target_dir: &std::path::Path, co
         let name = stem.to_uppercase();
         consts.push_str(&format!(
             "/// Path of the Python plugin built from `plugins/{dir}`.\npub const {name}: &str = {:?};\n",
+            out.display().to_string()
+        ));
+    }
+}
+
+/// (directory under `plugins/`, wasm file stem) of every JavaScript plugin, built by its
+/// `build.mjs` (esbuild + componentize-js from its pinned `package-lock.json`; `npm ci`
+/// in tests/setup.sh installs them).
+const JS_PLUGINS: &[(&str, &str)] = &[("js-filter", "filter_js")];
+
+fn build_js_plugins(root: &std::path::Path, target_dir: &std::path::Path, consts: &mut String) {
+    let out_dir = target_dir.join("js");
+    for (dir, stem) in JS_PLUGINS {
+        let plugin_dir = root.join("plugins").join(dir);
+        if !plugin_dir.join("node_modules").is_dir() {
+            panic!("`plugins/{dir}/node_modules` is missing; run tests/setup.sh (it runs `npm ci` there)");
+        }
+        let out = out_dir.join(format!("{stem}.wasm"));
+        let status = Command::new("node")
+            .current_dir(&plugin_dir)
+            .arg("build.mjs")
+            .arg(&out)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("`node build.mjs` failed ({s}) building `plugins/{dir}`"),
+            Err(e) => panic!("cannot run node ({e}); install Node.js 20 and npm"),
+        }
+        let name = stem.to_uppercase();
+        consts.push_str(&format!(
+            "/// Path of the JavaScript plugin built from `plugins/{dir}`.\npub const {name}: &str = {:?};\n",
             out.display().to_string()
         ));
     }
