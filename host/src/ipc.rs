@@ -137,23 +137,26 @@ pub fn check_message(meta: &[u8], layouts: &mut Layouts) -> Result<(&'static str
                 *layouts = Layouts::from_schema(schema);
             }
         }
-        // Older metadata versions lay unions out differently; compressed buffers have their
-        // element counts only after decompression. arrow checks those itself or, failing
-        // that, the callers' panic containment does.
-        _ if message.version() < arrow::ipc::MetadataVersion::V5 => {}
+        // Compressed buffers have their element counts only after decompression: arrow
+        // checks those itself or, failing that, the callers' panic containment does.
         arrow::ipc::MessageHeader::RecordBatch => {
             if let Some(b) = message.header_as_record_batch().filter(|b| b.compression().is_none()) {
-                layouts.check_record_batch(b)?;
+                layouts.check_record_batch(b, legacy_unions(&message))?;
             }
         }
         arrow::ipc::MessageHeader::DictionaryBatch => {
             if let Some(d) = message.header_as_dictionary_batch() {
-                layouts.check_dictionary_batch(d)?;
+                layouts.check_dictionary_batch(d, legacy_unions(&message))?;
             }
         }
         _ => {}
     }
     Ok((kind, body_len))
+}
+
+/// Whether `message` predates metadata V5, whose unions have no validity buffer.
+fn legacy_unions(message: &arrow::ipc::Message<'_>) -> bool {
+    message.version() < arrow::ipc::MetadataVersion::V5
 }
 
 /// The column types of an IPC stream's schema, to check record and dictionary batches
@@ -205,23 +208,23 @@ impl Layouts {
         }
     }
 
-    fn check_record_batch(&self, b: arrow::ipc::RecordBatch<'_>) -> Result<(), String> {
+    fn check_record_batch(&self, b: arrow::ipc::RecordBatch<'_>, legacy: bool) -> Result<(), String> {
         let Some(fields) = &self.fields else { return Ok(()) };
-        let mut walk = Walk::new(b);
+        let mut walk = Walk::new(b, legacy);
         for (i, dt) in fields.iter().enumerate() {
             walk.field(dt).map_err(|e| format!("column {i} ({dt}): {e}"))?;
         }
         Ok(())
     }
 
-    fn check_dictionary_batch(&self, d: arrow::ipc::DictionaryBatch<'_>) -> Result<(), String> {
+    fn check_dictionary_batch(&self, d: arrow::ipc::DictionaryBatch<'_>, legacy: bool) -> Result<(), String> {
         let (Some(dt), Some(b)) = (self.dictionaries.get(&d.id()), d.data()) else {
             return Ok(()); // arrow refuses an unknown dictionary id itself
         };
         if b.compression().is_some() {
             return Ok(());
         }
-        Walk::new(b)
+        Walk::new(b, legacy)
             .field(dt)
             .map_err(|e| format!("dictionary {} ({dt}): {e}", d.id()))
     }
@@ -233,15 +236,18 @@ struct Walk<'a> {
     buffers: std::collections::VecDeque<arrow::ipc::Buffer>,
     nodes: std::collections::VecDeque<arrow::ipc::FieldNode>,
     variadic: std::collections::VecDeque<i64>,
+    /// Metadata before V5: a union has a validity buffer first.
+    legacy: bool,
     _batch: std::marker::PhantomData<&'a ()>,
 }
 
 impl<'a> Walk<'a> {
-    fn new(b: arrow::ipc::RecordBatch<'a>) -> Self {
+    fn new(b: arrow::ipc::RecordBatch<'a>, legacy: bool) -> Self {
         Walk {
             buffers: b.buffers().into_iter().flatten().copied().collect(),
             nodes: b.nodes().into_iter().flatten().copied().collect(),
             variadic: b.variadicBufferCounts().into_iter().flatten().collect(),
+            legacy,
             _batch: std::marker::PhantomData,
         }
     }
@@ -317,6 +323,9 @@ impl<'a> Walk<'a> {
             Union(fields, mode) => {
                 // arrow slices these to the row count without checking (V5: no validity).
                 let rows = node.length().max(0);
+                if self.legacy {
+                    self.buffer("validity", 1)?;
+                }
                 let ids = self.buffer("type ids", 1)?;
                 if ids.is_some_and(|b| b.length() < rows) {
                     return Err(format!("its type ids buffer is shorter than its {rows} rows"));
