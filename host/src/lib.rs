@@ -26,6 +26,7 @@ pub mod outdir;
 pub mod pipeline;
 pub mod plugin;
 pub mod privacy;
+pub mod progress;
 pub mod quality;
 pub mod sandbox;
 pub mod sink;

@@ -611,6 +611,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     // Every chunk committed (a crash before publishing, or a failed gate): nothing to
     // transform, unless the input changed since, which re-reading it names by chunk.
     let all_committed = journal.chunks.last().is_some_and(|c| c.last) && journal.header.action_key == data_key;
+    let progress = crate::progress::Progress::start();
     if !all_committed {
         // Decoding runs on its own thread so it overlaps the transform and the encoding.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
@@ -635,12 +636,14 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
             input_schema: &input_schema,
             out_schema: &out_schema,
             relabel: spec.classification.is_some(),
+            progress: &progress,
             stateful,
             plugins: &plugins,
             seed,
         };
         let result = run_chunks(chain, rx, &ctx, &mut journal);
         drop(reader);
+        progress.finish(None);
         if let Err(e) = result {
             out.cleanup_temp();
             // The failed attempt is recorded beside the journal (the manifest is only for
@@ -932,6 +935,8 @@ struct ChunkCtx<'a> {
     out_schema: &'a SchemaRef,
     /// Plugin output is re-labelled with `out_schema` (classification metadata) before writing.
     relabel: bool,
+    /// The terminal progress line (a no-op off a terminal).
+    progress: &'a crate::progress::Progress,
     stateful: bool,
     plugins: &'a [(Plugin, Vec<(String, String)>)],
     seed: [u8; 32],
@@ -1235,6 +1240,7 @@ fn commit_in_order(
 ) -> Result<()> {
     let mut waiting: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
     let mut chunk: u64 = 0;
+    let (mut rows_in, mut rows_out) = (0u64, 0u64);
     loop {
         let outcome = loop {
             if let Some(o) = waiting.remove(&chunk) {
@@ -1302,6 +1308,11 @@ fn commit_in_order(
                 last
             }
         };
+        if let Some(c) = journal.chunks.get(chunk as usize) {
+            rows_in += c.input_rows[1];
+            rows_out += c.rows_out;
+            ctx.progress.chunk(chunk + 1, rows_in, rows_out);
+        }
         chunk += 1;
         if last {
             return Ok(());

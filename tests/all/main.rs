@@ -17,6 +17,7 @@ mod python_sdk;
 mod quality;
 mod recovery;
 mod refusals;
+mod schedulers;
 mod tpch;
 mod types;
 mod util;

@@ -72,6 +72,7 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(cli.log_format, &cli.log);
+    crate::progress::enable_if_terminal(cli.log_format == LogFormat::Human);
     let result = match &cli.command {
         Command::Run(args) => run::execute(args, matches.subcommand_matches("run").expect("run matches")),
         Command::Inspect(args) => inspect::execute(args),
@@ -122,7 +123,12 @@ fn init_logging(format: LogFormat, filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Human => b.with_target(false).without_time().try_init(),
+        // Colours only on a terminal: scheduler logs (Airflow, CI) get plain text.
+        LogFormat::Human => b
+            .with_target(false)
+            .without_time()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
         LogFormat::Json => b.json().flatten_event(true).with_current_span(false).try_init(),
     };
 }
