@@ -9,7 +9,7 @@
 // interface is an object with `info` and the `Transformer` resource class; a WIT error is
 // thrown as the variant value itself, e.g. { tag: 'invalid-config', val: '...' }.
 
-import { tableFromIPC, tableToIPC, Table, Type } from "apache-arrow";
+import { tableFromIPC, tableToIPC, Table, Type, DateUnit, RecordBatch, Struct, makeData, vectorFromArray } from "apache-arrow";
 
 const configError = (msg) => ({ tag: "invalid-config", val: `config key \`predicate\`: ${msg}` });
 
@@ -202,13 +202,29 @@ function bindLiteral(l, kind, name, type, integral) {
   return n;
 }
 
-// A cell as a comparable value (null for null).
-function cell(vector, i, kind, integral) {
-  if (!vector.isValid(i)) return null;
-  const v = vector.get(i);
-  if (kind === "time") return v instanceof Date ? v.getTime() : Number(v);
-  if (kind === "bigint" && !integral) return Number(v);
-  return v;
+// How to read a column's cells as comparable values: `valid(i)` and `value(i)`. Numbers
+// and day dates are read from the typed arrays directly: the engine is an interpreter, and
+// `vector.get(i)` per cell costs several times more.
+function accessor(vector, kind, integral) {
+  const data = vector.data[0];
+  const off = data.offset;
+  const bits = data.nullCount > 0 ? data.nullBitmap : null;
+  const valid = bits ? (i) => ((bits[(i + off) >> 3] >> ((i + off) & 7)) & 1) === 1 : () => true;
+  const t = data.type;
+  const v = data.values;
+  let value;
+  if (t.typeId === Type.Float || (t.typeId === Type.Int && t.bitWidth < 64)) {
+    value = (i) => v[i + off];
+  } else if (t.typeId === Type.Int) {
+    value = integral ? (i) => v[i + off] : (i) => Number(v[i + off]);
+  } else if (t.typeId === Type.Date && t.unit === DateUnit.DAY) {
+    value = (i) => v[i + off] * DAY_MS;
+  } else if (kind === "time") {
+    value = (i) => { const x = vector.get(i); return x instanceof Date ? x.getTime() : Number(x); };
+  } else {
+    value = (i) => vector.get(i);
+  }
+  return { valid, value };
 }
 
 function cmp(a, op, b) {
@@ -242,10 +258,10 @@ function compile(conds, schema) {
   });
 }
 
-function keep(check, vector, i) {
-  if (check.test === "isnull") return vector.isValid(i) === check.not;
-  const v = cell(vector, i, check.kind, check.integral);
-  if (v === null) return false;  // SQL: a comparison with null is not true
+function keep(check, cells, i) {
+  if (check.test === "isnull") return cells.valid(i) === check.not;
+  if (!cells.valid(i)) return false;  // SQL: a comparison with null is not true
+  const v = cells.value(i);
   if (check.test === "cmp") return cmp(v, check.op, check.lits[0]);
   if (check.test === "between") return (v >= check.lits[0] && v <= check.lits[1]) !== check.not;
   return check.lits.some((l) => l === v) !== check.not;
@@ -277,18 +293,26 @@ class Transformer {
 
   process(batch) {
     const table = tableFromIPC(batch);
-    const slices = [];
+    const out = [];
     for (const rb of table.batches) {
-      const vectors = this.checks.map((c) => rb.getChildAt(c.index));
-      let start = -1;
-      for (let i = 0; i <= rb.numRows; i++) {
-        const k = i < rb.numRows && this.checks.every((c, j) => keep(c, vectors[j], i));
-        if (k && start < 0) start = i;
-        if (!k && start >= 0) { slices.push(rb.slice(start, i)); start = -1; }
+      const cells = this.checks.map((c) => accessor(rb.getChildAt(c.index), c.kind, c.integral));
+      const kept = [];
+      for (let i = 0; i < rb.numRows; i++) {
+        if (this.checks.every((c, j) => keep(c, cells[j], i))) kept.push(i);
       }
+      if (kept.length === 0) continue;
+      if (kept.length === rb.numRows) { out.push(rb); continue; }
+      // Gather the kept rows into one new batch: one output batch per input batch, however
+      // scattered the rows (a slice per run of rows made thousands of tiny batches).
+      const children = this.schema.fields.map((f, c) => {
+        const col = rb.getChildAt(c);
+        return vectorFromArray(kept.map((i) => col.get(i)), f.type).data[0];
+      });
+      const data = makeData({ type: new Struct(this.schema.fields), length: kept.length, nullCount: 0, children });
+      out.push(new RecordBatch(this.schema, data));
     }
-    if (slices.length === 0) return this.schemaIpc;
-    return tableToIPC(new Table(slices), "stream");
+    if (out.length === 0) return this.schemaIpc;
+    return tableToIPC(new Table(out), "stream");
   }
 
   finish() {
