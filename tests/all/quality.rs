@@ -104,6 +104,11 @@ fn assert_blocked(o: &Outcome, name: &str) {
         "{}",
         o.stderr
     );
+    // `verify` says why the run is not published, naming the gate.
+    let v = sluice().arg("verify").arg(&o.out).output().unwrap();
+    assert_eq!(v.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert!(err.contains("failed its quality gates") && err.contains(name), "{err}");
 }
 
 fn assert_published(o: &Outcome, name: &str) {

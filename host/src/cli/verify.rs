@@ -53,7 +53,19 @@ pub fn verify(root: &Path) -> Result<Vec<String>> {
         Ok(m) => m,
         Err(e) => return Ok(vec![format!("`_sluice/manifest.json` is not a valid run record: {e}")]),
     };
-    if !root.join("_SUCCESS").exists() {
+    if manifest.status == "failed_quality" {
+        // Not damage: the run was never published. Say why rather than what is missing.
+        let failed: Vec<&str> = manifest
+            .checks
+            .iter()
+            .filter(|c| c.failed() && c.severity == crate::quality::Severity::Error)
+            .map(|c| c.name.as_str())
+            .collect();
+        problems.push(format!(
+            "the run failed its quality gates ({}), so it was never published (no `_SUCCESS`); fix the data or the gate and rerun it",
+            failed.join(", ")
+        ));
+    } else if !root.join("_SUCCESS").exists() {
         problems.push("`_SUCCESS` is missing".to_string());
     }
     // The journal is the durable source of truth; the manifest must repeat it exactly.
