@@ -58,7 +58,9 @@ pub fn source(data: &[u8], scratch: &Path) {
         Ok(s) => s,
         Err(e) => return no_contained_panic(&e),
     };
-    for batch in source {
+    // A valid file may hold billions of rows of nulls in a few bytes; reading a bounded
+    // prefix is enough to exercise the decoders and keeps each run short.
+    for batch in source.take(256) {
         match batch {
             Ok(b) => check_batch("the source", &b),
             Err(e) => return no_contained_panic(&e),

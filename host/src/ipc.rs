@@ -154,6 +154,9 @@ pub fn check_message(meta: &[u8], layouts: &mut Layouts) -> Result<(&'static str
     Ok((kind, body_len))
 }
 
+/// The most rows one IPC record batch may declare: what 32-bit Arrow offsets address.
+pub const MAX_BATCH_ROWS: i64 = i32::MAX as i64;
+
 /// Whether `message` predates metadata V5, whose unions have no validity buffer.
 fn legacy_unions(message: &arrow::ipc::Message<'_>) -> bool {
     message.version() < arrow::ipc::MetadataVersion::V5
@@ -209,6 +212,14 @@ impl Layouts {
     }
 
     fn check_record_batch(&self, b: arrow::ipc::RecordBatch<'_>, legacy: bool) -> Result<(), String> {
+        // Columns of type null (and run-end encoded ones) have no buffers that bound their
+        // length: without a cap a 1 KB stream could declare 10^17 rows to read.
+        if b.length() > MAX_BATCH_ROWS {
+            return Err(format!(
+                "it declares {} rows in one record batch, over the {MAX_BATCH_ROWS} sluice reads per batch",
+                b.length()
+            ));
+        }
         let Some(fields) = &self.fields else { return Ok(()) };
         let mut walk = Walk::new(b, legacy);
         for (i, dt) in fields.iter().enumerate() {

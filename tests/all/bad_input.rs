@@ -456,3 +456,59 @@ fn an_ipc_buffer_that_is_not_a_whole_number_of_values() {
         &["d.arrows`", "column 0", "not a whole number of 16-byte elements"],
     );
 }
+
+/// Tiny IPC streams that declare more rows than bytes could ever back (found by fuzzing as
+/// a run that never ended): one with no columns at all, one whose only column is of type
+/// null. Both are refused at once, exit 5, naming the file.
+#[test]
+fn an_ipc_stream_that_declares_rows_nothing_backs() {
+    use arrow::array::NullArray;
+    let dir = tempfile::tempdir().unwrap();
+    let found = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/source/timeout-622246be7853897725f8356eee1f4a0809495563");
+    let bytes = std::fs::read(found).unwrap();
+    assert_eq!(bytes[0] % 5, 2, "the fuzz input is an IPC stream");
+    let p = dir.path().join("found.arrows");
+    std::fs::write(&p, &bytes[1..]).unwrap();
+    assert_refused(
+        run_inputs(dir.path(), &[&p], &[]),
+        dir.path(),
+        5,
+        &["found.arrows`", "216172782113783554 rows in one record batch"],
+    );
+
+    // A well-formed stream without columns: its row count is unbacked by any data.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(5));
+    let b = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &opts).unwrap();
+    let p = dir.path().join("nocols.arrows");
+    write_ipc_stream(&p, &[b]);
+    assert_refused(
+        run_inputs(dir.path(), &[&p], &[]),
+        dir.path(),
+        5,
+        &["nocols.arrows`", "has no columns"],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Null, true)]));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(NullArray::new(3)) as ArrayRef]).unwrap();
+    let p = dir.path().join("nulls.arrows");
+    write_ipc_stream(&p, &[b]);
+    let mut bytes = std::fs::read(&p).unwrap();
+    // The batch's length and its column's (length, null count) are the only 3s.
+    let three = 3i64.to_le_bytes();
+    let mut patched = 0;
+    while let Some(at) = bytes.windows(8).position(|w| w == three) {
+        bytes[at..at + 8].copy_from_slice(&100_000_000_000_000_000i64.to_le_bytes());
+        patched += 1;
+    }
+    assert_eq!(patched, 3);
+    std::fs::write(&p, bytes).unwrap();
+    assert_refused(
+        run_inputs(dir.path(), &[&p], &[]),
+        dir.path(),
+        5,
+        &["nulls.arrows`", "100000000000000000 rows in one record batch"],
+    );
+}

@@ -235,6 +235,14 @@ impl Source {
         let mut schema: Option<(SchemaRef, usize)> = None;
         for (i, input) in files.iter().enumerate() {
             let this = guard(input, || read_schema(input, opts))?;
+            // A batch without columns declares a row count nothing backs: a few bytes could
+            // claim 10^17 rows. No transform has use for it.
+            if this.fields().is_empty() {
+                return Err(Error::input(format!(
+                    "input `{}` has no columns; there is nothing to transform (re-create the file with at least one column)",
+                    input.path.display()
+                )));
+            }
             match &schema {
                 None => schema = Some((this, i)),
                 Some((first, first_i)) => {
