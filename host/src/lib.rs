@@ -24,6 +24,7 @@ pub mod ipc;
 pub mod journal;
 pub mod outdir;
 pub mod pipeline;
+pub mod pipes;
 pub mod plugin;
 pub mod privacy;
 pub mod progress;

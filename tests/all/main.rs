@@ -5,6 +5,7 @@ mod bad_input;
 mod chain;
 mod conformance;
 mod contracts;
+mod dagster;
 mod determinism;
 mod fuzz_replay;
 mod harness;

@@ -123,8 +123,24 @@ pub struct RunArgs {
     pub on_schema_change: Option<crate::contract::OnSchemaChange>,
 }
 
-/// Run `sluice run`.
+/// Run `sluice run`; under Dagster Pipes (its environment variables set), report the run
+/// to Dagster as well.
 pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
+    let mut pipes = crate::pipes::Session::from_env()?;
+    let result = run_and_report(args, m, pipes.as_mut());
+    if let Some(p) = pipes.as_mut() {
+        let reported = match &result {
+            Err(Error::Quality { checks, .. }) => p.report_checks(checks),
+            _ => Ok(()),
+        };
+        if let Err(e) = reported.and_then(|()| p.close(result.as_ref().err())) {
+            tracing::warn!("could not report to Dagster Pipes: {e}");
+        }
+    }
+    result
+}
+
+fn run_and_report(args: &RunArgs, m: &ArgMatches, mut pipes: Option<&mut crate::pipes::Session>) -> Result<()> {
     let spec = if let Some(pipeline) = &args.pipeline {
         let loaded = crate::spec::LoadedSpec::load(pipeline)?;
         let opts = crate::spec::ResolveOptions {
@@ -132,11 +148,12 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
             run_id: args.run_id.clone(),
             output: args.output.clone(),
         };
-        let mut spec = loaded.resolve(
-            args.partition.as_deref(),
-            &crate::store::PluginStore::default_location(),
-            &opts,
-        )?;
+        // Under Dagster Pipes the asset's partition is the default partition.
+        let partition = args
+            .partition
+            .as_deref()
+            .or_else(|| pipes.as_ref().and_then(|p| p.partition_key()));
+        let mut spec = loaded.resolve(partition, &crate::store::PluginStore::default_location(), &opts)?;
         spec.overwrite = args.overwrite;
         spec.threads = args.threads.map(|t| t as usize);
         spec
@@ -144,6 +161,9 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
         command_line_spec(args, m)?
     };
     let mut spec = spec;
+    if spec.context.run_id.is_none() {
+        spec.context.run_id = pipes.as_ref().and_then(|p| p.run_id().map(str::to_string));
+    }
     if let Some(d) = &args.logical_date {
         if crate::spec::parse_date(d).is_none() {
             return Err(Error::usage(format!(
@@ -182,6 +202,11 @@ pub fn execute(args: &RunArgs, m: &ArgMatches) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    if let Some(p) = pipes.as_mut() {
+        let value = serde_json::to_value(&summary).expect("summary serializes");
+        p.report_checks(&value["checks"])?;
+        p.report_materialization(&value)?;
+    }
     if summary.status == "already_complete" {
         println!("{}", serde_json::to_string(&summary).expect("summary serializes"));
         return Ok(());
