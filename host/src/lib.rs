@@ -25,6 +25,7 @@ pub mod journal;
 pub mod outdir;
 pub mod pipeline;
 pub mod pipes;
+pub mod plan;
 pub mod plugin;
 pub mod privacy;
 pub mod progress;

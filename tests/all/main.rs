@@ -11,6 +11,7 @@ mod fuzz_replay;
 mod harness;
 mod hostile;
 mod pinning;
+mod plan;
 mod plugins;
 mod privacy;
 mod provenance;

@@ -4,6 +4,7 @@
 mod backfill;
 mod check_compat;
 mod inspect;
+mod plan;
 mod plugin;
 mod replay;
 mod run;
@@ -58,6 +59,9 @@ pub enum Command {
     Backfill(backfill::BackfillArgs),
     /// Compare two plugin versions' output schemas: additive (exit 0) or breaking (exit 3).
     CheckCompat(check_compat::CheckCompatArgs),
+    /// Estimate a pipeline run's rows, bytes, CPU time and output size from input metadata
+    /// and one sample chunk, without writing output.
+    Plan(plan::PlanArgs),
     /// Manage the plugin store (versioned, content-addressed artifacts).
     Plugin(plugin::PluginArgs),
     /// Check a plugin against conformance cases: expected output, determinism, checkpoints.
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::execute(args),
         Command::Backfill(args) => backfill::execute(args),
         Command::Plugin(args) => plugin::execute(args),
+        Command::Plan(args) => plan::execute(args),
         Command::CheckCompat(args) => check_compat::execute(args),
         Command::Test(args) => test::execute(args),
     };
