@@ -381,6 +381,11 @@ pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, IpcError> {
             return Ok(s);
         }
     }
+    // arrow's decoder yields a schema message (empty body) only once it sees the next
+    // message: a stream that ends right after the schema, without the end-of-stream marker
+    // (as some writers in other languages emit), gets the marker here.
+    let mut end = Buffer::from_vec(vec![0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+    dec.decode(&mut end).map_err(|e| IpcError::Malformed(e.to_string()))?;
     dec.schema().ok_or(IpcError::NoSchema)
 }
 
@@ -504,6 +509,16 @@ mod tests {
         // A message that declares more metadata than the stream holds.
         let err = decode_stream(vec![0xFF, 0xFF, 0xFF, 0xFF, 0xF0, 0xFF, 0xFF, 0x7F, 1, 2], &b.schema()).unwrap_err();
         assert!(err.to_string().contains("beyond the end of the stream"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_only_stream_needs_no_end_marker() {
+        let b = batch();
+        let mut bytes = encode_schema(&b.schema());
+        // The end-of-stream marker: continuation 0xFFFFFFFF then a zero length.
+        assert!(bytes.ends_with(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]));
+        bytes.truncate(bytes.len() - 8);
+        assert_eq!(decode_schema(bytes).unwrap(), b.schema());
     }
 
     #[test]
