@@ -456,14 +456,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     if spec.chunk_rows == 0 {
         return Err(Error::usage("--chunk-rows must be at least 1"));
     }
-    let plugins: Vec<(Plugin, Vec<(String, String)>)> = spec
-        .plugins
-        .iter()
-        .map(|p| {
-            check_pin(&p.path, p.sha256.as_deref())?;
-            Ok((rt.load_plugin(&p.path)?, p.config.clone()))
-        })
-        .collect::<Result<_>>()?;
+    let plugins = load_chain(rt, spec)?;
     let source = Source::open(&spec.inputs, &spec.source)?;
     let contract: Option<Applied> = spec
         .input_contract
@@ -811,29 +804,22 @@ fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> R
     }
 }
 
-/// Refuse a plugin whose bytes do not have the pinned sha256, before compiling it.
-pub fn check_pin(path: &Path, pin: Option<&str>) -> Result<()> {
-    let Some(pin) = pin else { return Ok(()) };
-    let want = pin.trim().trim_start_matches("sha256:").to_ascii_lowercase();
-    if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::usage(format!(
-            "pin `{pin}` for `{}` is not `sha256:` and 64 hex digits",
-            path.display()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::usage(format!("plugin `{}` does not exist", path.display())),
-        _ => Error::io("read plugin", path, e),
-    })?;
-    use sha2::Digest as _;
-    let got = hex::encode(sha2::Sha256::digest(&bytes));
-    if got != want {
-        return Err(Error::usage(format!(
-            "plugin `{}` does not match its pin: found sha256:{got} but expected sha256:{want}; refusing to run it",
-            path.display()
-        )));
-    }
-    Ok(())
+/// A compiled plugin and the config it runs with.
+pub type LoadedPlugin = (Plugin, Vec<(String, String)>);
+
+/// Load the spec's plugins with their configs, each checked against its pin (bare hex or
+/// `sha256:`-prefixed) on the very bytes that are compiled, before compiling them.
+pub fn load_chain(rt: &Runtime, spec: &RunSpec) -> Result<Vec<LoadedPlugin>> {
+    spec.plugins
+        .iter()
+        .map(|p| {
+            let pin = p
+                .sha256
+                .as_deref()
+                .map(|s| format!("sha256:{}", s.trim().trim_start_matches("sha256:")));
+            Ok((rt.load_plugin_pinned(&p.path, pin.as_deref())?, p.config.clone()))
+        })
+        .collect()
 }
 
 /// BLAKE3 over the chunks' data digests, in order.

@@ -12,8 +12,7 @@ use arrow::array::RecordBatch;
 
 use crate::engine::Runtime;
 use crate::error::{Error, Result};
-use crate::pipeline::{Chain, RunSpec, check_pin};
-use crate::plugin::Plugin;
+use crate::pipeline::{Chain, RunSpec, load_chain};
 use crate::sink::create_sink;
 use crate::source::{InputFormat, Source};
 
@@ -151,14 +150,7 @@ pub fn plan(rt: &Runtime, spec: &RunSpec, sample_rows: usize) -> Result<Plan> {
     if sample_rows == 0 {
         return Err(Error::usage("--sample-rows must be at least 1"));
     }
-    let plugins: Vec<(Plugin, Vec<(String, String)>)> = spec
-        .plugins
-        .iter()
-        .map(|p| {
-            check_pin(&p.path, p.sha256.as_deref())?;
-            Ok((rt.load_plugin(&p.path)?, p.config.clone()))
-        })
-        .collect::<Result<_>>()?;
+    let plugins = load_chain(rt, spec)?;
     let source = Source::open(&spec.inputs, &spec.source)?;
     let mut files = Vec::new();
     for f in source.files() {
