@@ -228,6 +228,237 @@ impl ColumnDigest {
     }
 }
 
+/// An order-independent digest of a multiset of rows, version 1: what "the same rows"
+/// means when a distributed engine (Spark, Ray) runs a chain over partitions in an order
+/// nobody controls.
+///
+/// Each row is encoded canonically (per column: a null tag, or a valid tag, the value's
+/// length and its bytes, the bytes being those [`DataDigest`] hashes), hashed with keyed
+/// BLAKE3 to 64 bytes, and the hashes are summed lane-wise (eight wrapping `u64` lanes).
+/// Addition commutes, so any order, batching or partitioning of the same rows gives the
+/// same sum, and duplicates count. The sum is a checksum of *content*, strong against
+/// accidents (a lost, added, duplicated or changed row changes it) but not a commitment
+/// against an adversary who can craft rows; tamper evidence comes from the per-file
+/// digests and the record's root digest.
+pub struct RowSetDigest {
+    schema_digest: String,
+    rows: u64,
+    sum: [u64; 8],
+    buf: Vec<u8>,
+}
+
+/// The combinable state of a [`RowSetDigest`]: what an engine task reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSet {
+    /// `blake3:` digest of the schema fingerprint the rows were hashed under.
+    pub schema_digest: String,
+    /// How many rows were added.
+    pub rows: u64,
+    /// The lane-wise sum of the rows' hashes: 128 hex digits, lanes little-endian.
+    pub sum: String,
+}
+
+/// The key of the row hashes, so they cannot be confused with any other BLAKE3 use.
+const ROWSET_KEY: [u8; 32] = *b"sluice rowset digest v1 row key.";
+
+impl RowSetDigest {
+    /// An empty row set of `schema`.
+    pub fn new(schema: &Schema) -> Self {
+        RowSetDigest {
+            schema_digest: schema_digest(schema),
+            rows: 0,
+            sum: [0; 8],
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    /// Add every row of `batch` (its schema must be the digest's).
+    pub fn update(&mut self, batch: &RecordBatch) {
+        let cols: Vec<Cells<'_>> = batch.columns().iter().map(|c| Cells::new(c.as_ref())).collect();
+        for row in 0..batch.num_rows() {
+            self.buf.clear();
+            for c in &cols {
+                c.encode(row, &mut self.buf);
+            }
+            let mut h = blake3::Hasher::new_keyed(&ROWSET_KEY);
+            h.update(&self.buf);
+            let mut out = [0u8; 64];
+            h.finalize_xof().fill(&mut out);
+            for (lane, chunk) in self.sum.iter_mut().zip(out.chunks_exact(8)) {
+                *lane = lane.wrapping_add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+    }
+
+    /// The combinable state so far.
+    pub fn partial(&self) -> RowSet {
+        RowSet {
+            schema_digest: self.schema_digest.clone(),
+            rows: self.rows,
+            sum: hex::encode(self.sum.iter().flat_map(|l| l.to_le_bytes()).collect::<Vec<u8>>()),
+        }
+    }
+
+    /// `blake3:<hex>` of the rows added so far.
+    pub fn finish(&self) -> String {
+        self.partial().digest()
+    }
+}
+
+impl RowSet {
+    /// The empty row set of a schema with this digest.
+    pub fn empty(schema_digest: &str) -> Self {
+        RowSet {
+            schema_digest: schema_digest.to_string(),
+            rows: 0,
+            sum: "0".repeat(128),
+        }
+    }
+
+    fn lanes(&self) -> Result<[u64; 8]> {
+        let bytes = hex::decode(&self.sum)
+            .ok()
+            .filter(|b| b.len() == 64)
+            .ok_or_else(|| Error::input(format!("row-set sum `{}` is not 128 hex digits", self.sum)))?;
+        let mut lanes = [0u64; 8];
+        for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
+            *lane = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        }
+        Ok(lanes)
+    }
+
+    /// The union (as multisets) of row sets hashed under one schema.
+    ///
+    /// # Errors
+    /// An input error when a sum is malformed or the schemas differ.
+    pub fn combine<'a>(schema_digest: &str, parts: impl IntoIterator<Item = &'a RowSet>) -> Result<RowSet> {
+        let mut rows = 0u64;
+        let mut sum = [0u64; 8];
+        for p in parts {
+            if p.schema_digest != schema_digest {
+                return Err(Error::input(format!(
+                    "row sets of different schemas cannot be combined: {} is not {schema_digest}",
+                    p.schema_digest
+                )));
+            }
+            for (a, b) in sum.iter_mut().zip(p.lanes()?) {
+                *a = a.wrapping_add(b);
+            }
+            rows += p.rows;
+        }
+        Ok(RowSet {
+            schema_digest: schema_digest.to_string(),
+            rows,
+            sum: hex::encode(sum.iter().flat_map(|l| l.to_le_bytes()).collect::<Vec<u8>>()),
+        })
+    }
+
+    /// `blake3:<hex>` of the row set: schema, row count and sum.
+    pub fn digest(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(b"sluice-rowset-digest-v1\0");
+        h.update(self.schema_digest.as_bytes());
+        h.update(&self.rows.to_le_bytes());
+        h.update(self.sum.as_bytes());
+        format!("blake3:{}", h.finalize().to_hex())
+    }
+}
+
+/// One column of a batch, prepared for per-row canonical encoding.
+struct Cells<'a> {
+    nulls: Option<arrow::buffer::NullBuffer>,
+    values: Values<'a>,
+}
+
+enum Values<'a> {
+    /// Fixed-width values: the data buffer, the first value's byte offset and the width.
+    Fixed(arrow::buffer::Buffer, usize, usize),
+    Bool(&'a arrow::array::BooleanArray),
+    Utf8(&'a arrow::array::StringArray),
+    LargeUtf8(&'a arrow::array::LargeStringArray),
+    Binary(&'a arrow::array::BinaryArray),
+    LargeBinary(&'a arrow::array::LargeBinaryArray),
+    Utf8View(&'a arrow::array::StringViewArray),
+    BinaryView(&'a arrow::array::BinaryViewArray),
+    /// Nested, dictionary and other types through arrow's canonical row format.
+    Rows(arrow::row::Rows),
+    /// Types the row format cannot encode: arrow's display text of each value.
+    Text(Vec<String>),
+    /// The null type: every value is null.
+    Null,
+}
+
+impl<'a> Cells<'a> {
+    fn new(array: &'a dyn Array) -> Self {
+        let nulls = array.logical_nulls();
+        let dt = array.data_type();
+        let values = if let Some(width) = dt.primitive_width() {
+            // `to_data` clones buffer handles (reference counts), not the bytes.
+            let data = array.to_data();
+            Values::Fixed(data.buffers()[0].clone(), data.offset() * width, width)
+        } else {
+            match dt {
+                DataType::Boolean => Values::Bool(array.as_boolean()),
+                DataType::Utf8 => Values::Utf8(array.as_string::<i32>()),
+                DataType::LargeUtf8 => Values::LargeUtf8(array.as_string::<i64>()),
+                DataType::Binary => Values::Binary(array.as_binary::<i32>()),
+                DataType::LargeBinary => Values::LargeBinary(array.as_binary::<i64>()),
+                DataType::Utf8View => Values::Utf8View(array.as_string_view()),
+                DataType::BinaryView => Values::BinaryView(array.as_binary_view()),
+                DataType::Null => Values::Null,
+                _ => {
+                    let converted = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(dt.clone())])
+                        .and_then(|c| c.convert_columns(&[arrow::array::make_array(array.to_data())]));
+                    match converted {
+                        Ok(rows) => Values::Rows(rows),
+                        Err(_) => {
+                            let f = arrow::util::display::ArrayFormatter::try_new(array, &Default::default());
+                            Values::Text(
+                                (0..array.len())
+                                    .map(|i| f.as_ref().map(|f| f.value(i).to_string()).unwrap_or_default())
+                                    .collect(),
+                            )
+                        }
+                    }
+                }
+            }
+        };
+        Cells { nulls, values }
+    }
+
+    fn encode(&self, i: usize, out: &mut Vec<u8>) {
+        let null = matches!(self.values, Values::Null) || self.nulls.as_ref().is_some_and(|n| n.is_null(i));
+        if null {
+            out.push(0);
+            return;
+        }
+        let v: &[u8] = match &self.values {
+            Values::Fixed(buf, start, w) => &buf.as_slice()[start + i * w..start + (i + 1) * w],
+            Values::Bool(a) => {
+                if a.value(i) {
+                    &[1]
+                } else {
+                    &[0]
+                }
+            }
+            Values::Utf8(a) => a.value(i).as_bytes(),
+            Values::LargeUtf8(a) => a.value(i).as_bytes(),
+            Values::Binary(a) => a.value(i),
+            Values::LargeBinary(a) => a.value(i),
+            Values::Utf8View(a) => a.value(i).as_bytes(),
+            Values::BinaryView(a) => a.value(i),
+            Values::Rows(r) => r.row(i).data(),
+            Values::Text(t) => t[i].as_bytes(),
+            Values::Null => &[],
+        };
+        out.push(1);
+        out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+}
+
 /// `sha256:<hex>` of a file's bytes (the convention for pinning plugin artifacts).
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest as _;
@@ -385,5 +616,80 @@ mod tests {
         let b = config_digest(&[("a".into(), "2".into()), ("b".into(), "1".into())]);
         assert_eq!(a, b);
         assert_ne!(a, config_digest(&[("a".into(), "3".into())]));
+    }
+
+    fn rowset(batches: &[RecordBatch]) -> RowSetDigest {
+        let mut d = RowSetDigest::new(&batches[0].schema());
+        for b in batches {
+            d.update(b);
+        }
+        d
+    }
+
+    #[test]
+    fn rowset_digest_ignores_order_batching_and_partitioning_but_not_rows() {
+        let b = batch(
+            vec![Some(1), None, Some(3), Some(4), None, Some(6)],
+            vec![Some("a"), Some("bb"), None, Some(""), Some("ünï"), Some("x")],
+        );
+        let whole = rowset(std::slice::from_ref(&b)).finish();
+        // Reversed row order, other batch boundaries.
+        let idx = arrow::array::UInt32Array::from(vec![5, 4, 3, 2, 1, 0]);
+        let reversed = arrow::compute::take_record_batch(&b, &idx).unwrap();
+        assert_eq!(whole, rowset(&[reversed.slice(0, 1), reversed.slice(1, 5)]).finish());
+        // Partitions hashed apart and combined.
+        let p1 = rowset(&[b.slice(3, 3)]).partial();
+        let p2 = rowset(&[b.slice(0, 3)]).partial();
+        let schema = schema_digest(&b.schema());
+        assert_eq!(RowSet::combine(&schema, [&p1, &p2]).unwrap().digest(), whole);
+        assert_eq!(
+            RowSet::combine(&schema, [&p2, &p1, &RowSet::empty(&schema)])
+                .unwrap()
+                .digest(),
+            whole
+        );
+        // A missing row, a duplicated row and a changed value are all seen.
+        assert_ne!(rowset(&[b.slice(0, 5)]).finish(), whole);
+        assert_ne!(rowset(&[b.clone(), b.slice(0, 1)]).finish(), whole);
+        let changed = batch(
+            vec![Some(1), None, Some(3), Some(4), None, Some(6)],
+            vec![Some("a"), Some("bb"), None, Some(""), Some("ünï"), Some("y")],
+        );
+        assert_ne!(rowset(&[changed]).finish(), whole);
+        // Null and empty string differ; so do values swapped between rows.
+        let nulls = batch(vec![Some(1)], vec![None]);
+        let empty = batch(vec![Some(1)], vec![Some("")]);
+        assert_ne!(rowset(&[nulls]).finish(), rowset(&[empty]).finish());
+        let swapped = batch(
+            vec![Some(1), None, Some(3), Some(4), None, Some(6)],
+            vec![Some("bb"), Some("a"), None, Some(""), Some("ünï"), Some("x")],
+        );
+        assert_ne!(rowset(&[swapped]).finish(), whole);
+    }
+
+    #[test]
+    fn rowset_combine_refuses_other_schemas_and_bad_sums() {
+        let b = batch(vec![Some(1)], vec![Some("a")]);
+        let p = rowset(&[b]).partial();
+        let e = RowSet::combine("blake3:other", [&p]).unwrap_err();
+        assert!(e.to_string().contains("different schemas"), "{e}");
+        let bad = RowSet {
+            sum: "zz".into(),
+            ..p.clone()
+        };
+        assert!(RowSet::combine(&p.schema_digest, [&bad]).is_err());
+    }
+
+    /// Row-set digest v1 is part of distributed run records: pinned like the data digest.
+    #[test]
+    fn rowset_digest_v1_values_are_pinned() {
+        let b = batch(
+            vec![Some(1), None, Some(3), Some(4), None, Some(6)],
+            vec![Some("a"), Some("bb"), None, Some(""), Some("ünï"), Some("x")],
+        );
+        assert_eq!(
+            rowset(&[b]).finish(),
+            "blake3:41a61323bb0718bd69b2ee19c3b1ebd6af31b22359ea4e98a733fda9543041d1"
+        );
     }
 }

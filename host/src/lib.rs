@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod contain;
 pub mod contract;
 pub mod digest;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod fault;

@@ -303,7 +303,7 @@ fn stage_seed(seed: [u8; 32], index: usize, p: &Plugin) -> [u8; 32] {
 }
 
 /// A plugin as recorded in the run record.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PluginRecord {
     /// Name, version, ABI, sha256 and size.
     #[serde(flatten)]
@@ -314,6 +314,20 @@ pub struct PluginRecord {
     pub config_digest: String,
     /// The config itself.
     pub config: Vec<(String, String)>,
+}
+
+impl PluginRecord {
+    /// The record of `plugin` run with `spec`'s config (secrets redacted, digest over the
+    /// redacted config so records and keys never depend on a secret's value).
+    pub fn new(plugin: &Plugin, spec: &PluginSpec) -> Self {
+        let config = spec.redacted_config();
+        PluginRecord {
+            info: plugin.info().clone(),
+            path: plugin.path().to_path_buf(),
+            config_digest: digest::config_digest(&config),
+            config,
+        }
+    }
 }
 
 /// An input file as recorded in the run record.
@@ -682,13 +696,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         plugins: plugins
             .iter()
             .zip(&spec.plugins)
-            .zip(config_digests)
-            .map(|(((p, _), ps), d)| PluginRecord {
-                info: p.info().clone(),
-                path: p.path().to_path_buf(),
-                config_digest: d,
-                config: ps.redacted_config(),
-            })
+            .map(|((p, _), ps)| PluginRecord::new(p, ps))
             .collect(),
         spec: record_spec(spec, &plugins),
         context: spec.context.clone(),

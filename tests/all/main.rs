@@ -7,6 +7,7 @@ mod conformance;
 mod contracts;
 mod dagster;
 mod determinism;
+mod distributed;
 mod fuzz_replay;
 mod harness;
 mod hostile;

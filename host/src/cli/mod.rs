@@ -3,6 +3,8 @@
 
 mod backfill;
 mod check_compat;
+mod combine;
+mod digest;
 mod inspect;
 mod plan;
 mod plugin;
@@ -66,6 +68,10 @@ pub enum Command {
     Plugin(plugin::PluginArgs),
     /// Check a plugin against conformance cases: expected output, determinism, checkpoints.
     Test(test::TestArgs),
+    /// Fold a distributed job's task reports (Spark, Ray) into one verifiable run record.
+    Combine(combine::CombineArgs),
+    /// Print the row count and the order-independent row-set digest of data files.
+    Digest(digest::DigestArgs),
 }
 
 /// Entry point of the `sluice` binary.
@@ -88,6 +94,8 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::execute(args),
         Command::CheckCompat(args) => check_compat::execute(args),
         Command::Test(args) => test::execute(args),
+        Command::Combine(args) => combine::execute(args),
+        Command::Digest(args) => digest::execute(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

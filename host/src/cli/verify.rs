@@ -13,7 +13,8 @@ use crate::pipeline::{Manifest, root_digest};
 /// Arguments of `sluice verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The output directory of a finished `sluice run`.
+    /// The output directory of a finished `sluice run`, or of a distributed job with a
+    /// record from `sluice combine`.
     pub output: PathBuf,
 }
 
@@ -48,6 +49,16 @@ pub fn verify(root: &Path) -> Result<Vec<String>> {
         )),
         _ => Error::io("read", &mpath, e),
     })?;
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        && crate::distributed::is_distributed(&json)
+    {
+        return Ok(match serde_json::from_value(json) {
+            Ok(record) => crate::distributed::verify(root, &record),
+            Err(e) => vec![format!(
+                "`_sluice/manifest.json` is not a valid distributed run record: {e}"
+            )],
+        });
+    }
     let mut problems = Vec::new();
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
