@@ -219,6 +219,14 @@ fn jobs(c: &mut Criterion) {
                 d.finish()
             })
         });
+        // The order-independent digest of distributed records: one keyed hash per row.
+        g.bench_function("rowset-digest", |bench| {
+            bench.iter(|| {
+                let mut d = sluice_host::digest::RowSetDigest::new(&big.schema());
+                d.update(&big);
+                d.finish()
+            })
+        });
         g.finish();
     }
 }
