@@ -10,6 +10,7 @@ mod determinism;
 mod fuzz_replay;
 mod harness;
 mod hostile;
+mod lineage;
 mod pinning;
 mod plan;
 mod plugins;
