@@ -138,9 +138,17 @@ fn run_one(
     spec.overwrite = true;
     spec.force = reprocess == Reprocess::All;
     // Each partition is its own lineage run (its own runId, START and COMPLETE or FAIL).
-    let s = match lineage {
-        Some(c) => {
-            let mut emitter = crate::lineage::Emitter::new(c.clone(), &spec)?;
+    // The file was checked before the first partition; if it became unwritable since, the
+    // partition still runs (lineage never fails the data run).
+    let emitter = lineage.and_then(|c| match crate::lineage::Emitter::new(c.clone(), &spec) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(partition, "no OpenLineage events for this partition: {e}");
+            None
+        }
+    });
+    let s = match emitter {
+        Some(mut emitter) => {
             let result = crate::pipeline::run_observed(rt, &spec, &mut emitter);
             emitter.finish(result.as_ref());
             result?
