@@ -410,13 +410,14 @@ impl Emitter {
     /// Write the event to every transport; a failure is a warning, never the run's error.
     fn send(&mut self, event: &Value) {
         let line = serde_json::to_string(event).expect("an event serializes");
+        let kind = event["eventType"].as_str().unwrap_or("?");
         if let Some(f) = self.file.as_mut() {
             let path = self.config.file.as_deref().unwrap_or(Path::new("?"));
             // One write per line: with O_APPEND, lines of concurrent writers do not interleave.
             if let Err(e) = f.write_all(format!("{line}\n").as_bytes()) {
                 tracing::warn!(
                     "could not write the OpenLineage {} event to `{}`: {e}; the run goes on",
-                    event["eventType"],
+                    kind,
                     path.display()
                 );
             }
@@ -427,10 +428,10 @@ impl Emitter {
                 req = req.header("Authorization", format!("Bearer {key}"));
             }
             match req.send(line.as_bytes()) {
-                Ok(_) => tracing::debug!(url = %redact_url(url), "sent the OpenLineage {} event", event["eventType"]),
+                Ok(_) => tracing::debug!(url = %redact_url(url), "sent the OpenLineage {} event", kind),
                 Err(e) => tracing::warn!(
                     "could not send the OpenLineage {} event to {}: {e}; the run goes on",
-                    event["eventType"],
+                    kind,
                     redact_url(url)
                 ),
             }
