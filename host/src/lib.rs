@@ -23,6 +23,7 @@ pub mod error;
 pub mod fault;
 pub mod ipc;
 pub mod journal;
+pub mod lineage;
 pub mod outdir;
 pub mod pipeline;
 pub mod pipes;

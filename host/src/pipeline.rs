@@ -44,6 +44,9 @@ pub struct PluginSpec {
     pub sha256: Option<String>,
     /// Config keys whose values are secrets (from the environment): never recorded or logged.
     pub secret_keys: Vec<String>,
+    /// Columns the spec declares this plugin passes through unchanged (`*`: all it keeps
+    /// by name and type): lineage only, never part of the action key.
+    pub keeps: Vec<String>,
 }
 
 impl PluginSpec {
@@ -54,6 +57,7 @@ impl PluginSpec {
             config,
             sha256: None,
             secret_keys: Vec::new(),
+            keeps: Vec::new(),
         }
     }
 
@@ -133,6 +137,9 @@ pub struct RunSpec {
     pub input_contract: Option<InputContract>,
     /// Column sensitivity and retention, written into the output's field metadata.
     pub classification: Option<Classification>,
+    /// The pipeline's name (the spec's `name`): the lineage job name. Not recorded and not
+    /// in the action key (renaming a pipeline changes no output byte).
+    pub name: Option<String>,
 }
 
 impl RunSpec {
@@ -154,6 +161,7 @@ impl RunSpec {
             threads: None,
             input_contract: None,
             classification: None,
+            name: None,
         }
     }
 }
@@ -433,6 +441,40 @@ pub struct RunSummary {
     pub checks: Vec<CheckResult>,
 }
 
+/// What a run knows once its chain is open, just before the first chunk: what lineage
+/// reports in its START event.
+pub struct RunFacts<'a> {
+    /// The job's action key.
+    pub action_key: &'a str,
+    /// The input files with their digests.
+    pub inputs: &'a [InputRecord],
+    /// The schema of the input files.
+    pub source_schema: &'a SchemaRef,
+    /// The schema the chain reads (the input contract may have dropped columns).
+    pub input_schema: &'a SchemaRef,
+    /// Each plugin stage's declared output schema, in order.
+    pub stage_schemas: &'a [SchemaRef],
+    /// The output schema (with classification metadata).
+    pub output_schema: &'a SchemaRef,
+    /// The plugins, in order.
+    pub plugins: &'a [LoadedPlugin],
+    /// Per plugin stage, the columns the spec declares it masks.
+    pub masks: &'a [Vec<String>],
+}
+
+/// Told about a run's progress; lineage implements it. The run never depends on it.
+pub trait RunObserver {
+    /// The chain is open and nothing has been written by this attempt yet.
+    fn started(&mut self, _facts: &RunFacts<'_>) {}
+    /// The run record is final: about to be published, or the run failed a gate.
+    fn recorded(&mut self, _manifest: &Manifest) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl RunObserver for NoObserver {}
+
 /// What the action key covers: everything that determines the output bytes.
 #[derive(serde::Serialize)]
 struct ActionKeyInput<'a> {
@@ -466,12 +508,22 @@ struct ActionKeyInput<'a> {
 /// Any [`Error`]; on failure no `_SUCCESS` is written, committed chunks stay committed
 /// (a rerun resumes after them) and the temporary file of the chunk in flight is removed.
 pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
+    run_observed(rt, spec, &mut NoObserver)
+}
+
+/// [`run`], telling `observer` when the run starts (not for a job already complete, which
+/// does no work) and when its record is final.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver) -> Result<RunSummary> {
     let start = Instant::now();
     if spec.chunk_rows == 0 {
         return Err(Error::usage("--chunk-rows must be at least 1"));
     }
     let plugins = load_chain(rt, spec)?;
     let source = Source::open(&spec.inputs, &spec.source)?;
+    let source_schema = source.schema();
     let contract: Option<Applied> = spec
         .input_contract
         .as_ref()
@@ -614,6 +666,21 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
     // Bind the gates to the output schema now, so a misnamed column stops the run before
     // any work rather than after it.
     let mut gates = Gates::prepare(&spec.checks, &out_schema, spec.context.logical_date.as_deref())?;
+    let masks = spec
+        .classification
+        .as_ref()
+        .map(|c| c.masks.clone())
+        .unwrap_or_default();
+    observer.started(&RunFacts {
+        action_key: &action_key,
+        inputs: &inputs,
+        source_schema: &source_schema,
+        input_schema: &input_schema,
+        stage_schemas: &chain.stage_schemas(),
+        output_schema: &out_schema,
+        plugins: &plugins,
+        masks: &masks,
+    });
 
     // Every chunk committed (a crash before publishing, or a failed gate): nothing to
     // transform, unless the input changed since, which re-reading it names by chunk.
@@ -730,6 +797,7 @@ pub fn run(rt: &Runtime, spec: &RunSpec) -> Result<RunSummary> {
         }),
     };
     journal.close()?;
+    observer.recorded(&manifest);
     if failed {
         // The record is kept (without `_SUCCESS`) so a scheduler or a person can see what
         // each gate observed; a rerun keeps the committed chunks and only re-judges them.

@@ -134,6 +134,11 @@ pub struct PluginEntry {
     /// `masks`: output columns this plugin masks (what `require_masked_pii` accepts).
     #[serde(default)]
     pub masks: Vec<String>,
+    /// `keeps`: columns this plugin passes through with their values unchanged (it may
+    /// drop rows); `["*"]` for every column it outputs under an input column's name and
+    /// type. Only for lineage: what makes a column's lineage `IDENTITY`.
+    #[serde(default)]
+    pub keeps: Vec<String>,
 }
 
 /// `[output]`.
@@ -301,6 +306,7 @@ impl LoadedSpec {
         run.writer = writer;
         run.chunk_rows = s.output.chunk_rows.unwrap_or(crate::pipeline::DEFAULT_CHUNK_ROWS);
         run.checks = s.checks.clone();
+        run.name = Some(s.name.clone());
         let classification = crate::privacy::Classification {
             columns: s.columns.clone(),
             rules: s.privacy.clone(),
@@ -392,6 +398,7 @@ impl LoadedSpec {
             config,
             sha256: pin,
             secret_keys,
+            keeps: p.keeps.clone(),
         })
     }
 }

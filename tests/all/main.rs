@@ -11,6 +11,7 @@ mod distributed;
 mod fuzz_replay;
 mod harness;
 mod hostile;
+mod lineage;
 mod pinning;
 mod plan;
 mod plugins;

@@ -280,7 +280,8 @@ fn secrets_reach_the_plugin_but_never_the_record_logs_or_output() {
         .env("ORDERS_PREDICATE", secret)
         .arg("run")
         .arg(&spec)
-        .args(["--partition", "2026-11-07", "--log", "debug"])
+        .args(["--partition", "2026-11-07", "--log", "debug", "--lineage-file"])
+        .arg(dir.path().join("lineage.ndjson"))
         .assert()
         .success();
     let out = dir.path().join("out/2026-11-07");
@@ -291,6 +292,12 @@ fn secrets_reach_the_plugin_but_never_the_record_logs_or_output() {
     for f in ["_sluice/manifest.json", "_sluice/journal.jsonl"] {
         seen.push_str(&std::fs::read_to_string(out.join(f)).unwrap());
     }
+    let lineage = std::fs::read_to_string(dir.path().join("lineage.ndjson")).unwrap();
+    assert!(
+        lineage.contains("\"COMPLETE\""),
+        "the OpenLineage events were written: {lineage}"
+    );
+    seen.push_str(&lineage);
     assert!(!seen.contains("987654321"), "the secret leaked");
     assert!(seen.contains("<secret>"), "the record says a secret was used");
     // Missing variable: a clear usage error naming it.

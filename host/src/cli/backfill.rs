@@ -32,6 +32,10 @@ pub struct BackfillArgs {
     /// Do not use the compiled-plugin cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Append each partition's OpenLineage RunEvents to FILE, one JSON object a line
+    /// (`OPENLINEAGE_URL` sends them over HTTP as well).
+    #[arg(long, value_name = "FILE")]
+    pub lineage_file: Option<PathBuf>,
 }
 
 /// Which partitions a backfill runs again.
@@ -49,6 +53,20 @@ pub enum Reprocess {
 pub fn execute(args: &BackfillArgs) -> Result<()> {
     let loaded = LoadedSpec::load(&args.pipeline)?;
     let partitions = expand_partitions(&args.partitions)?;
+    let lineage = crate::lineage::Config::from_env(args.lineage_file.as_deref())?;
+    if let Some(path) = lineage.as_ref().and_then(|c| c.file.as_ref()) {
+        // Checked before the first partition, not after it ran.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::usage(format!(
+                    "--lineage-file `{}` cannot be opened for appending ({e}); choose a writable path or create its directory",
+                    path.display()
+                ))
+            })?;
+    }
     let rt = Runtime::new(RuntimeOptions {
         cache_dir: super::run::cache_dir(args.no_cache),
         ..Default::default()
@@ -62,7 +80,7 @@ pub fn execute(args: &BackfillArgs) -> Result<()> {
     let mut results = Vec::new();
     let mut first_error: Option<Error> = None;
     for p in &partitions {
-        let outcome = run_one(&rt, &loaded, &store, &opts, p, args.reprocess);
+        let outcome = run_one(&rt, &loaded, &store, &opts, p, args.reprocess, lineage.as_ref());
         let entry = match outcome {
             Ok((status, rows)) => {
                 tracing::info!(partition = %p, status, rows_out = rows, "partition done");
@@ -107,6 +125,7 @@ fn run_one(
     opts: &ResolveOptions,
     partition: &str,
     reprocess: Reprocess,
+    lineage: Option<&crate::lineage::Config>,
 ) -> Result<(&'static str, u64)> {
     let mut spec = loaded.resolve(Some(partition), store, opts)?;
     if reprocess == Reprocess::Missing
@@ -118,7 +137,24 @@ fn run_one(
     // (safely, see `--overwrite`). The same key means nothing changed: a no-op.
     spec.overwrite = true;
     spec.force = reprocess == Reprocess::All;
-    let s = crate::pipeline::run(rt, &spec)?;
+    // Each partition is its own lineage run (its own runId, START and COMPLETE or FAIL).
+    // The file was checked before the first partition; if it became unwritable since, the
+    // partition still runs (lineage never fails the data run).
+    let emitter = lineage.and_then(|c| match crate::lineage::Emitter::new(c.clone(), &spec) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(partition, "no OpenLineage events for this partition: {e}");
+            None
+        }
+    });
+    let s = match emitter {
+        Some(mut emitter) => {
+            let result = crate::pipeline::run_observed(rt, &spec, &mut emitter);
+            emitter.finish(result.as_ref());
+            result?
+        }
+        None => crate::pipeline::run(rt, &spec)?,
+    };
     Ok((
         if s.status == "already_complete" {
             "already_complete"

@@ -53,6 +53,7 @@ pub fn execute(args: &ReplayArgs) -> Result<()> {
                 config,
                 sha256: Some(rec.sha256.clone()),
                 secret_keys: rec.secret_keys.clone(),
+                keeps: Vec::new(),
             },
         ));
     }

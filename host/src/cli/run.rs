@@ -121,6 +121,10 @@ pub struct RunArgs {
     /// What to do when the input schema differs from the contract [default: fail].
     #[arg(long, value_enum, requires = "schema_contract")]
     pub on_schema_change: Option<crate::contract::OnSchemaChange>,
+    /// Append OpenLineage RunEvents (START, then COMPLETE or FAIL) to FILE, one JSON object
+    /// a line; `OPENLINEAGE_URL` sends them over HTTP as well.
+    #[arg(long, value_name = "FILE")]
+    pub lineage_file: Option<PathBuf>,
 }
 
 /// Run `sluice run`; under Dagster Pipes (its environment variables set), report the run
@@ -181,11 +185,27 @@ fn run_and_report(args: &RunArgs, m: &ArgMatches, mut pipes: Option<&mut crate::
     for f in &args.checks {
         spec.checks.extend(crate::quality::ChecksFile::load(f)?);
     }
-    let rt = Runtime::new(RuntimeOptions {
-        limits: limits(args)?,
-        cache_dir: cache_dir(args.no_cache),
-    })?;
-    let summary = match pipeline::run(&rt, &spec) {
+    // Opened before any work, so a lineage file that cannot be written stops the command
+    // now (exit 2) rather than after the run.
+    let mut lineage = match crate::lineage::Config::from_env(args.lineage_file.as_deref())? {
+        Some(c) => Some(crate::lineage::Emitter::new(c, &spec)?),
+        None => None,
+    };
+    let result = limits(args)
+        .and_then(|limits| {
+            Runtime::new(RuntimeOptions {
+                limits,
+                cache_dir: cache_dir(args.no_cache),
+            })
+        })
+        .and_then(|rt| match lineage.as_mut() {
+            Some(l) => pipeline::run_observed(&rt, &spec, l),
+            None => pipeline::run(&rt, &spec),
+        });
+    if let Some(l) = lineage.as_mut() {
+        l.finish(result.as_ref());
+    }
+    let summary = match result {
         Ok(s) => s,
         Err(e @ Error::Quality { .. }) => {
             if let Error::Quality { checks, .. } = &e {
@@ -346,6 +366,7 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
         input_contract: None,
         classification: None,
         threads: args.threads.map(|t| t as usize),
+        name: None,
     };
     Ok(spec)
 }
