@@ -15,6 +15,7 @@ mod plan;
 mod plugins;
 mod privacy;
 mod provenance;
+mod python_binding;
 mod python_sdk;
 mod quality;
 mod recovery;
