@@ -1,5 +1,7 @@
 """The Python binding against the CLI: same rows, same digests, same errors."""
 
+import json
+import os
 import subprocess
 
 import pyarrow as pa
@@ -40,11 +42,31 @@ check(sum(r.rows_in for r in outs) == table.num_rows, "every input row counted o
 check(chain.finish() is None, "finish() of a stateless chain has nothing to flush")
 check(len(chain.transform(whole.slice(0, 0)).batches) <= 1, "an empty batch transforms")
 
+# The chain of a pipeline spec, pinned as `sluice run PIPELINE` pins it; the spec's inputs
+# need not exist where the chain runs (a worker is handed its data by the engine).
+os.makedirs(a["scratch"], exist_ok=True)
+spec = os.path.join(a["scratch"], "pipeline.toml")
+stages = "".join(
+    f'[[plugins]]\npath = {json.dumps(path)}\nsha256 = "{sluice.sha256_file(path)}"\nconfig = {{ '
+    + ", ".join(f"{k} = {json.dumps(v)}" for k, v in config.items()) + " }\n"
+    for path, config in a["plugins"])
+with open(spec, "w") as f:
+    f.write(f'version = 1\nname = "b1"\n[input]\npaths = ["nowhere/*.parquet"]\n{stages}[output]\npath = "out"\n')
+from_spec = sluice.Chain.from_spec(spec)
+check(from_spec.transform(whole).digest == chunk["data_digest"], "Chain.from_spec(pipeline.toml): the same digest")
+with open(spec, "a") as f:
+    f.write("[[plugins]]\n" + f"path = {json.dumps(a['plugins'][0][0])}\n")
+try:
+    sluice.Chain.from_spec(spec)
+    check(False, "an unpinned plugin in a spec raises")
+except sluice.UsageError as e:
+    check("no `sha256` pin" in str(e), f"unpinned plugin in a spec: UsageError: {e}")
+
 # Errors: the CLI's message, exit code and category.
 first = a["plugins"][0]
 bad = [(first[0], {"predicate": "no_such_column > 1"})]
 cli = subprocess.run([a["sluice"], "run", "--input", a["input"], "--plugin", first[0],
-                      "--config", "predicate=no_such_column > 1", "--output", a["scratch"]],
+                      "--config", "predicate=no_such_column > 1", "--output", os.path.join(a["scratch"], "bad-config-out")],
                      capture_output=True, text=True)
 try:
     sluice.Chain(bad).transform(whole)
