@@ -208,7 +208,12 @@ fn output(chain: &Chain, batches: Vec<RecordBatch>, input: &DataDigest, before: 
         rows_in: input.rows(),
         data_digest: out.finish(),
         input_digest: input.finish(),
-        fuel: chain.fuel().iter().zip(before).map(|(a, b)| a.saturating_sub(*b)).collect(),
+        fuel: chain
+            .fuel()
+            .iter()
+            .zip(before)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
         schema,
         batches,
     }
