@@ -144,6 +144,7 @@ fn setup() -> &'static Setup {
             "sluice": env!("CARGO_BIN_EXE_sluice"),
             "scratch": dir.path().join("scratch"),
             "hostile_plugin": art::HOSTILE,
+            "dedupe_plugin": art::DEDUPE,
         });
         Setup {
             python: venv.join("bin/python"),

@@ -42,6 +42,18 @@ check(sum(r.rows_in for r in outs) == table.num_rows, "every input row counted o
 check(chain.finish() is None, "finish() of a stateless chain has nothing to flush")
 check(len(chain.transform(whole.slice(0, 0)).batches) <= 1, "an empty batch transforms")
 
+# A stateful chain is one instance across calls: keys seen in one call are dropped in the
+# next, and finish() flushes it.
+dedupe = sluice.Chain([(a["dedupe_plugin"], {"key": "l_returnflag"})])
+check(dedupe.stateful, "dedupe is a stateful chain")
+part1 = dedupe.transform(whole.slice(0, 30_000))
+part2 = dedupe.transform(whole.slice(30_000))
+keys = set(table.column("l_returnflag").to_pylist())
+check(part1.rows_out + part2.rows_out == len(keys), f"dedupe across calls keeps {len(keys)} keys once")
+flushed = dedupe.finish()
+check(flushed is not None and flushed.rows_out == 0, "finish() of a stateful chain flushes it")
+check(dedupe.finish() is None, "a finished chain has nothing left")
+
 # The chain of a pipeline spec, pinned as `sluice run PIPELINE` pins it; the spec's inputs
 # need not exist where the chain runs (a worker is handed its data by the engine).
 os.makedirs(a["scratch"], exist_ok=True)
