@@ -6,8 +6,16 @@ cd "$(dirname "$0")/.."
 
 # Rust plugins and test plugins are built for this target by tests/artifacts/build.rs.
 rustup target add wasm32-wasip2
-# tpchgen-cli (TPC-H data) and duckdb (the reference answer) for tests/all/tpch.rs.
+# tpchgen-cli (TPC-H data) and duckdb (the reference answer) for tests/all/tpch.rs;
+# maturin, pyspark and ray[data] for the Python binding's tests (tests/all/python_binding.rs).
 pip install -q -r tests/requirements.txt
+
+# Spark (pyspark 4) needs a Java 17+ runtime.
+if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openjdk-17-jre-headless
+fi
 
 # C plugins (plugins/c-template, built by tests/artifacts/build.rs): clang, lld and
 # wasi-libc from the distribution (Debian/Ubuntu package names).

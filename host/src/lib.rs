@@ -10,6 +10,8 @@
 //! - [`pipeline`] chains plugins and runs the whole job; [`outdir`] commits each chunk
 //!   (temp file, fsync, rename) and [`journal`] records it, so a rerun resumes.
 //! - [`conformance`] runs golden cases and the determinism/checkpoint checks (`sluice test`).
+//! - [`embed`] is the library API: a loaded chain that transforms batches (what the Python
+//!   binding in `host/python` wraps).
 //! - [`cli`] is the `sluice` command.
 
 pub mod cli;
@@ -18,6 +20,7 @@ pub mod contain;
 pub mod contract;
 pub mod digest;
 pub mod distributed;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod fault;

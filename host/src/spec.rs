@@ -263,10 +263,7 @@ impl LoadedSpec {
                 inputs.push(templ);
             }
         }
-        let mut plugins = Vec::new();
-        for (i, p) in s.plugins.iter().enumerate() {
-            plugins.push(self.resolve_plugin(i, p, &base, store, opts)?);
-        }
+        let plugins = self.resolve_plugins(store, opts)?;
         let format = match &s.output.format {
             Some(f) => f.parse::<OutputFormat>()?,
             None => OutputFormat::Parquet,
@@ -333,6 +330,19 @@ impl LoadedSpec {
             pipeline: Some(self.file.clone()),
         };
         Ok(run)
+    }
+
+    /// The plugin chain alone, resolved as [`LoadedSpec::resolve`] does (paths, pins,
+    /// configs, secrets), without touching the inputs: what an engine worker that is handed
+    /// its data by Spark or Ray needs (`sluice_host::embed`).
+    pub fn resolve_plugins(&self, store: &PluginStore, opts: &ResolveOptions) -> Result<Vec<PluginSpec>> {
+        let base = self.base();
+        self.spec
+            .plugins
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.resolve_plugin(i, p, &base, store, opts))
+            .collect()
     }
 
     fn resolve_plugin(

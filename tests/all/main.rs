@@ -17,6 +17,7 @@ mod plan;
 mod plugins;
 mod privacy;
 mod provenance;
+mod python_binding;
 mod python_sdk;
 mod quality;
 mod recovery;
