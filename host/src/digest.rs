@@ -248,11 +248,33 @@ pub struct RowSetDigest {
     buf: Vec<u8>,
 }
 
+/// `blake3:<hex>` of the logical schema a row set is hashed under: field names and types,
+/// with the string types (`Utf8`, `LargeUtf8`, `Utf8View`) as one, the binary types as one,
+/// dictionaries as their value type, and without nullability. Those are choices of the
+/// engine that carried the rows (Spark has no views and calls every column nullable), not
+/// of the data, and every string type's values are encoded alike in the row hashes.
+pub fn rowset_schema_digest(schema: &Schema) -> String {
+    fn logical(t: &DataType) -> String {
+        match t {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "Utf8".into(),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "Binary".into(),
+            DataType::Dictionary(_, v) => logical(v),
+            t => format!("{t:?}"),
+        }
+    }
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{:?}:{}", f.name(), logical(f.data_type())))
+        .collect();
+    blake3_bytes(format!("rowset-schema-v1;{}", fields.join(";")).as_bytes())
+}
+
 /// The combinable state of a [`RowSetDigest`]: what an engine task reports.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowSet {
-    /// `blake3:` digest of the schema fingerprint the rows were hashed under.
+    /// [`rowset_schema_digest`] of the schema the rows were hashed under.
     pub schema_digest: String,
     /// How many rows were added.
     pub rows: u64,
@@ -267,7 +289,7 @@ impl RowSetDigest {
     /// An empty row set of `schema`.
     pub fn new(schema: &Schema) -> Self {
         RowSetDigest {
-            schema_digest: schema_digest(schema),
+            schema_digest: rowset_schema_digest(schema),
             rows: 0,
             sum: [0; 2],
             buf: Vec::with_capacity(256),
@@ -276,7 +298,16 @@ impl RowSetDigest {
 
     /// Add every row of `batch` (its schema must be the digest's).
     pub fn update(&mut self, batch: &RecordBatch) {
-        let cols: Vec<Cells<'_>> = batch.columns().iter().map(|c| Cells::new(c.as_ref())).collect();
+        // Dictionary columns digest as their values: engines decide whether to encode them.
+        let owned: Vec<arrow::array::ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Dictionary(_, v) => arrow::compute::cast(c, v).unwrap_or_else(|_| std::sync::Arc::clone(c)),
+                _ => std::sync::Arc::clone(c),
+            })
+            .collect();
+        let cols: Vec<Cells<'_>> = owned.iter().map(|c| Cells::new(c.as_ref())).collect();
         for row in 0..batch.num_rows() {
             self.buf.clear();
             for c in &cols {
@@ -637,7 +668,7 @@ mod tests {
         // Partitions hashed apart and combined.
         let p1 = rowset(&[b.slice(3, 3)]).partial();
         let p2 = rowset(&[b.slice(0, 3)]).partial();
-        let schema = schema_digest(&b.schema());
+        let schema = rowset_schema_digest(&b.schema());
         assert_eq!(RowSet::combine(&schema, [&p1, &p2]).unwrap().digest(), whole);
         assert_eq!(
             RowSet::combine(&schema, [&p2, &p1, &RowSet::empty(&schema)])
@@ -677,6 +708,41 @@ mod tests {
         assert!(RowSet::combine(&p.schema_digest, [&bad]).is_err());
     }
 
+    #[test]
+    fn rowset_digest_is_over_logical_values_not_engine_encodings() {
+        let vals = vec![Some("a"), None, Some("a string longer than twelve bytes"), Some("")];
+        let one = |dt: DataType, nullable: bool, col: ArrayRef| {
+            let schema = Arc::new(Schema::new(vec![Field::new("s", dt, nullable)]));
+            rowset(&[RecordBatch::try_new(schema, vec![col]).unwrap()]).finish()
+        };
+        let utf8 = one(DataType::Utf8, true, Arc::new(StringArray::from(vals.clone())));
+        let view = one(DataType::Utf8View, true, Arc::new(StringViewArray::from(vals.clone())));
+        let large = one(
+            DataType::LargeUtf8,
+            true,
+            Arc::new(arrow::array::LargeStringArray::from(vals.clone())),
+        );
+        let dict: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> = vals.clone().into_iter().collect();
+        let dict = one(dict.data_type().clone(), true, Arc::new(dict));
+        assert_eq!(utf8, view);
+        assert_eq!(utf8, large);
+        assert_eq!(utf8, dict);
+        // Nullability is the engine's declaration, not data.
+        let strict = vec![Some("a"), Some("b")];
+        assert_eq!(
+            one(DataType::Utf8, false, Arc::new(StringArray::from(strict.clone()))),
+            one(DataType::Utf8, true, Arc::new(StringArray::from(strict)))
+        );
+        // Other value types are other data.
+        let ints = one(DataType::Int32, true, Arc::new(Int32Array::from(vec![1, 2])));
+        let longs = one(
+            DataType::Int64,
+            true,
+            Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+        );
+        assert_ne!(ints, longs);
+    }
+
     /// Row-set digest v1 is part of distributed run records: pinned like the data digest.
     #[test]
     fn rowset_digest_v1_values_are_pinned() {
@@ -686,7 +752,7 @@ mod tests {
         );
         assert_eq!(
             rowset(&[b]).finish(),
-            "rowset-xxh3:9e8852fdd549c8149d67d220e6487bd243c401ab6ddfdb1388b13c2acc6079ee"
+            "rowset-xxh3:d421ca49081eaf806b1b9c543fee88da5a6e1589ba5e908c46a69440f06ed58e"
         );
     }
 }

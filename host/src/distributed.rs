@@ -145,6 +145,21 @@ impl TaskDigests {
         self.data.update(batch);
     }
 
+    /// The task's id.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// Name the task after it started (e.g. from its input's row-set digest).
+    pub fn set_task(&mut self, task: impl Into<String>) {
+        self.task = task.into();
+    }
+
+    /// The input rows counted so far, order-independent.
+    pub fn input_rowset(&self) -> RowSet {
+        self.input.partial()
+    }
+
     /// The task's report.
     pub fn report(&self, plugins: Vec<PluginRecord>, engine: EngineSettings, fuel: Vec<u64>) -> TaskReport {
         TaskReport {
@@ -258,8 +273,8 @@ pub fn combine(mut reports: Vec<TaskReport>) -> Result<DistributedRecord> {
     }
     let input_schema_digest = digest::blake3_bytes(first.input_schema.as_bytes());
     let output_schema_digest = digest::blake3_bytes(first.output_schema.as_bytes());
-    let input = RowSet::combine(&input_schema_digest, reports.iter().map(|r| &r.input))?;
-    let output = RowSet::combine(&output_schema_digest, reports.iter().map(|r| &r.output))?;
+    let input = RowSet::combine(&first.input.schema_digest, reports.iter().map(|r| &r.input))?;
+    let output = RowSet::combine(&first.output.schema_digest, reports.iter().map(|r| &r.output))?;
     let tasks: Vec<TaskEntry> = reports
         .iter()
         .map(|r| TaskEntry {
@@ -301,8 +316,22 @@ pub fn tasks_root(tasks: &[TaskEntry]) -> String {
     format!("blake3:{}", h.finalize().to_hex())
 }
 
-/// Write `record` to `OUT/_sluice/manifest.json` (atomically).
+/// Write `record` to `OUT/_sluice/manifest.json` (atomically). Re-combining a distributed
+/// job replaces its record; the record of a `sluice run` is refused.
+///
+/// # Errors
+/// A usage error when `OUT` holds a `sluice run` record; an I/O error from the write.
 pub fn write_record(out: &Path, record: &DistributedRecord) -> Result<()> {
+    let existing = out.join("_sluice").join("manifest.json");
+    if let Ok(bytes) = std::fs::read(&existing) {
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if !is_distributed(&json) {
+            return Err(Error::usage(format!(
+                "`{}` already holds the run record of a `sluice run`; write the distributed job's record into its own output directory",
+                out.display()
+            )));
+        }
+    }
     let dir = out.join("_sluice");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let mut json = serde_json::to_vec_pretty(record).expect("records serialize");
@@ -370,9 +399,13 @@ pub fn verify(root: &Path, record: &DistributedRecord) -> Vec<String> {
     if tasks_root(&record.tasks) != record.root_digest {
         problems.push("the run record's root digest does not match its tasks".to_string());
     }
+    let Some(first) = record.tasks.first() else {
+        problems.push("the run record lists no tasks".to_string());
+        return problems;
+    };
     match (
-        RowSet::combine(&record.input_schema_digest, record.tasks.iter().map(|t| &t.input)),
-        RowSet::combine(&record.output_schema_digest, record.tasks.iter().map(|t| &t.output)),
+        RowSet::combine(&first.input.schema_digest, record.tasks.iter().map(|t| &t.input)),
+        RowSet::combine(&first.output.schema_digest, record.tasks.iter().map(|t| &t.output)),
     ) {
         (Ok(i), Ok(o)) => {
             if i.digest() != record.input_rowset_digest || i.rows != record.rows_in {

@@ -31,9 +31,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::digest::DataDigest;
+use crate::distributed::{TaskDigests, TaskReport};
 use crate::engine::{Runtime, RuntimeOptions, default_cache_dir};
 use crate::error::{Error, Result};
-use crate::pipeline::{Chain, LoadedPlugin, PluginSpec, RunSpec, load_chain};
+use crate::pipeline::{Chain, LoadedPlugin, PluginRecord, PluginSpec, RunSpec, load_chain};
 use crate::sandbox::Limits;
 use crate::spec::{LoadedSpec, ResolveOptions};
 use crate::store::PluginStore;
@@ -83,6 +84,8 @@ pub struct ChunkOutput {
 pub struct ChainRunner {
     rt: Runtime,
     plugins: Vec<LoadedPlugin>,
+    /// The specs the plugins were loaded from (for records: which config keys are secret).
+    specs: Vec<PluginSpec>,
     seed: [u8; 32],
     stateful: bool,
     /// The stateful chain's one instance, opened by the first batch.
@@ -111,6 +114,7 @@ impl ChainRunner {
         Ok(ChainRunner {
             rt,
             plugins,
+            specs: spec.plugins,
             seed: opts.seed,
             stateful,
             carried: None,
@@ -136,6 +140,30 @@ impl ChainRunner {
     /// The loaded plugins and their configs, in order.
     pub fn plugins(&self) -> &[LoadedPlugin] {
         &self.plugins
+    }
+
+    /// The chain as a run record lists it (secret config values redacted).
+    pub fn plugin_records(&self) -> Vec<PluginRecord> {
+        self.plugins
+            .iter()
+            .zip(&self.specs)
+            .map(|((p, _), s)| PluginRecord::new(p, s))
+            .collect()
+    }
+
+    /// Start collecting the digests of one engine task whose input has `input_schema`
+    /// (see [`crate::distributed`]).
+    ///
+    /// # Errors
+    /// As [`ChainRunner::output_schema`].
+    pub fn task(&self, task: impl Into<String>, input_schema: &SchemaRef) -> Result<TaskDigests> {
+        let output = self.output_schema(input_schema)?;
+        Ok(TaskDigests::new(task, input_schema, &output))
+    }
+
+    /// The report of a task whose batches went through this chain, `fuel` per plugin.
+    pub fn task_report(&self, digests: &TaskDigests, fuel: Vec<u64>) -> TaskReport {
+        digests.report(self.plugin_records(), self.rt.settings(), fuel)
     }
 
     /// Whether a plugin keeps state across batches (then calls are not independent).

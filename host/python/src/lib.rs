@@ -17,6 +17,7 @@ use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use sluice_host::distributed::{self, TaskDigests, TaskReport};
 use sluice_host::embed::{ChainOptions, ChainRunner, ChunkOutput};
 use sluice_host::pipeline::PluginSpec;
 use sluice_host::spec::ResolveOptions;
@@ -156,7 +157,7 @@ fn to_result(py: Python<'_>, out: ChunkOutput) -> PyResult<TransformResult> {
 
 /// A plugin chain loaded once (compiled components cached by sha256) that transforms
 /// `pyarrow.RecordBatch`es; load one per Spark task or Ray actor.
-#[pyclass(module = "sluice._sluice", name = "Chain")]
+#[pyclass(module = "sluice._sluice", name = "Chain", frozen)]
 struct PyChain {
     // The lock serializes calls from several Python threads; wasm runs without the GIL.
     runner: Mutex<ChainRunner>,
@@ -330,6 +331,22 @@ impl PyChain {
         out.as_ref().to_pyarrow(py)
     }
 
+    /// A task of a distributed job: transforms like this chain and collects the digests
+    /// of everything it transforms into a task report (see `combine_run_record`). Give a
+    /// stable id of the task's input (Spark: the partition id); without one the id is
+    /// derived from the input rows, so a retried task reports under the same id.
+    #[pyo3(signature = (task_id=None))]
+    fn task(slf: &Bound<'_, Self>, task_id: Option<String>) -> PyTask {
+        PyTask {
+            chain: slf.clone().unbind(),
+            id: task_id,
+            state: Mutex::new(TaskState {
+                digests: None,
+                fuel: Vec::new(),
+            }),
+        }
+    }
+
     /// Whether a plugin keeps state across batches (then `finish()` flushes it).
     #[getter]
     fn stateful(&self) -> PyResult<bool> {
@@ -360,6 +377,153 @@ impl PyChain {
             .lock()
             .map_err(|_| Error::usage("this Chain failed inside an earlier call; load a new one"))
     }
+}
+
+struct TaskState {
+    /// Opened by the first batch (the schemas come from it).
+    digests: Option<TaskDigests>,
+    /// Fuel per plugin, summed over the task's calls.
+    fuel: Vec<u64>,
+}
+
+/// One task of a distributed job over a `Chain`: `transform` as the chain does, then
+/// `report()` / `write_report(dir)` for `combine_run_record`.
+#[pyclass(module = "sluice._sluice", name = "Task", frozen)]
+struct PyTask {
+    chain: Py<PyChain>,
+    id: Option<String>,
+    state: Mutex<TaskState>,
+}
+
+impl PyTask {
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, TaskState>, Error> {
+        self.state
+            .lock()
+            .map_err(|_| Error::usage("this Task failed inside an earlier call; start the task again"))
+    }
+
+    /// The report, or `None` when no batch came (an empty partition has nothing to record).
+    fn build_report(&self) -> Result<Option<TaskReport>, Error> {
+        let st = self.state()?;
+        let Some(d) = st.digests.as_ref() else {
+            return Ok(None);
+        };
+        let runner = self.chain.get().lock()?;
+        let mut report = runner.task_report(d, st.fuel.clone());
+        if self.id.is_none() {
+            // Content-derived: the same input rows give the same id on a retry.
+            let digest = d.input_rowset().digest();
+            let hex = digest.rsplit(':').next().unwrap_or(&digest);
+            report.task = format!("input-{}", &hex[..hex.len().min(32)]);
+        }
+        Ok(Some(report))
+    }
+}
+
+#[pymethods]
+impl PyTask {
+    /// Transform one batch as the chain does, and count it in the task's digests.
+    fn transform(&self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<TransformResult> {
+        let batch = RecordBatch::from_pyarrow_bound(batch)?;
+        let out = py
+            .detach(|| -> Result<ChunkOutput, Error> {
+                let mut runner = self.chain.get().lock()?;
+                let mut st = self.state()?;
+                if st.digests.is_none() {
+                    let id = self.id.clone().unwrap_or_default();
+                    st.digests = Some(runner.task(id, &batch.schema())?);
+                }
+                st.digests.as_mut().expect("opened above").input(&batch);
+                let out = runner.transform(batch)?;
+                let d = st.digests.as_mut().expect("opened above");
+                for b in &out.batches {
+                    d.output(b);
+                }
+                if st.fuel.len() < out.fuel.len() {
+                    st.fuel.resize(out.fuel.len(), 0);
+                }
+                for (acc, f) in st.fuel.iter_mut().zip(&out.fuel) {
+                    *acc += f;
+                }
+                Ok(out)
+            })
+            .map_err(to_py)?;
+        to_result(py, out)
+    }
+
+    /// The task's id (derived from its input rows when none was given and a batch came).
+    #[getter]
+    fn task_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        if self.id.is_some() {
+            return Ok(self.id.clone());
+        }
+        Ok(py.detach(|| self.build_report()).map_err(to_py)?.map(|r| r.task))
+    }
+
+    /// The task report as JSON (`None` when the task transformed no batch).
+    fn report(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let r = py.detach(|| self.build_report()).map_err(to_py)?;
+        Ok(r.map(|r| serde_json::to_string(&r).expect("reports serialize")))
+    }
+
+    /// Write the report to `DIR/<task id>.json` (atomically; a retry overwrites it with the
+    /// same bytes) and return its path; `None` when the task transformed no batch.
+    fn write_report(&self, py: Python<'_>, dir: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
+        let dir = path_of(dir)?;
+        py.detach(|| -> Result<Option<PathBuf>, Error> {
+            let Some(r) = self.build_report()? else {
+                return Ok(None);
+            };
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+            let name: String = r
+                .task
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let path = dir.join(format!("{name}.json"));
+            let json = serde_json::to_vec(&r).expect("reports serialize");
+            sluice_host::outdir::write_atomic(&path, &json)?;
+            Ok(Some(path))
+        })
+        .map_err(to_py)
+    }
+}
+
+/// Fold task reports (from directory `dir`, or the JSON strings `reports`) into one run
+/// record written to `OUTPUT/_sluice/manifest.json`; returns the record as JSON. The
+/// `sluice.combine_run_record` wrapper picks the argument.
+#[pyfunction]
+#[pyo3(name = "_combine_run_record")]
+fn combine_run_record(
+    py: Python<'_>,
+    dir: Option<PathBuf>,
+    reports: Option<Vec<String>>,
+    output: PathBuf,
+) -> PyResult<String> {
+    py.detach(|| -> Result<String, Error> {
+        let reports = match (dir, reports) {
+            (Some(d), _) => distributed::read_reports(&d)?,
+            (None, Some(r)) => r
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    serde_json::from_str::<TaskReport>(text)
+                        .map_err(|e| Error::input(format!("report {i} is not a sluice task report: {e}")))
+                })
+                .collect::<Result<Vec<_>, Error>>()?,
+            (None, None) => return Err(Error::usage("give a directory of task reports or the reports")),
+        };
+        let record = distributed::combine(reports)?;
+        distributed::write_record(&output, &record)?;
+        Ok(serde_json::to_string(&record).expect("records serialize"))
+    })
+    .map_err(to_py)
 }
 
 /// Data digest (v1, `blake3:<hex>`) of record batches: what `sluice run` records per chunk.
@@ -396,6 +560,8 @@ fn sha256_file(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<String> {
 fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyChain>()?;
     m.add_class::<TransformResult>()?;
+    m.add_class::<PyTask>()?;
+    m.add_function(wrap_pyfunction!(combine_run_record, m)?)?;
     m.add_function(wrap_pyfunction!(data_digest, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
     categorize(m)?;

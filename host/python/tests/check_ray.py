@@ -4,7 +4,9 @@ import pyarrow as pa
 import ray
 
 import sluice
-from common import args, check, cli_output, plugins, same_rows
+import os
+
+from common import args, check, check_distributed_record, cli_output, plugins, same_rows
 
 a = args()
 expected, manifest = cli_output(a)
@@ -35,6 +37,22 @@ class SluiceDigests(SluiceTransform):
                                           ("rows_out", pa.int64()), ("fuel", pa.int64())]))
 
 
+REPORTS = os.path.join(a["scratch"], "ray-reports")
+OUT = os.path.join(a["scratch"], "ray-out")
+
+
+class SluiceReporting(SluiceTransform):
+    """One task per Ray batch, its id derived from the batch's rows (Ray gives batches no
+    stable index); the report is written before the rows are returned."""
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        task = self.chain.task()
+        results = [task.transform(b) for b in table.to_batches()]
+        task.write_report(REPORTS)
+        schema = results[0].schema if results else self.chain.output_schema(table.schema)
+        return pa.Table.from_batches([b for r in results for b in r.batches], schema=schema)
+
+
 # Small and quiet on a 2-core machine: no dashboard; actors take half a CPU each so the
 # read tasks always find a CPU next to the two actors.
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -50,5 +68,7 @@ chunks = pa.concat_tables(ray.get(ds.map_batches(SluiceDigests, **kw).to_arrow_r
 check(chunks.num_rows >= 2, f"{chunks.num_rows} chunk digests returned by the actors")
 check(pa.compute.sum(chunks["rows_in"]).as_py() == manifest["rows_in"], "chunks cover every input row once")
 check(pa.compute.sum(chunks["rows_out"]).as_py() == manifest["rows_out"], "chunks' output rows add up to the CLI's")
+ds.map_batches(SluiceReporting, **kw).write_parquet(OUT)
+check_distributed_record("ray", a, manifest, REPORTS, OUT)
 ray.shutdown()
 print("ray: all checks passed")

@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 import sluice
-from common import args, check, cli_output, plugins, same_rows
+from common import args, check, check_distributed_record, cli_output, plugins, same_rows
 
 a = args()
 expected, manifest = cli_output(a)
@@ -64,5 +64,27 @@ check(chunks.num_rows >= 2, f"{chunks.num_rows} chunk digests returned by the ta
 check(pa.compute.sum(chunks["rows_in"]).as_py() == manifest["rows_in"], "chunks cover every input row once")
 check(pa.compute.sum(chunks["rows_out"]).as_py() == manifest["rows_out"], "chunks' output rows add up to the CLI's")
 check(all(d.startswith("blake3:") for d in chunks["digest"].to_pylist()), "chunk digests are blake3 data digests")
+
+# Provenance across partitions: each task reports under its partition id, Spark writes the
+# rows, and the reports fold into a run record next to Spark's files.
+REPORTS = os.path.join(a["scratch"], "spark-reports")
+OUT = os.path.join(a["scratch"], "spark-out")
+
+
+def transform_with_report(batches):
+    """mapInArrow with a task report per partition (written once the input is consumed)."""
+    from pyspark import TaskContext
+
+    task = sluice.Chain(PLUGINS).task(f"part-{TaskContext.get().partitionId():05d}")
+    for batch in batches:
+        yield from task.transform(batch).batches
+    task.write_report(REPORTS)
+
+
+# The sample file is one row group, so Spark reads it as one non-empty partition: hash
+# partition it (deterministic, unlike round-robin, so a retried task sees the same rows).
+parts = df.repartition(3, "l_orderkey")
+parts.mapInArrow(transform_with_report, out_schema).write.mode("overwrite").parquet(OUT)
+check_distributed_record("spark", a, manifest, REPORTS, OUT)
 spark.stop()
 print("spark: all checks passed")

@@ -53,3 +53,29 @@ def same_rows(name, table, expected):
     got, want = rows(table), rows(expected)
     check(len(got) == len(want), f"{name}: {len(got)} rows, the CLI wrote {len(want)}")
     check(got == want, f"{name}: the same rows as the CLI (sorted, compared value by value)")
+
+
+def check_distributed_record(name, a, manifest, reports, out_dir):
+    """Provenance across partitions: fold the tasks' reports into a run record, check it
+    against the CLI's run and let `sluice verify` check it against the engine's files,
+    then show a lost output file is caught."""
+    import subprocess
+
+    import sluice
+
+    record = sluice.combine_run_record(reports, out_dir)
+    check(record["kind"] == "distributed" and len(record["tasks"]) >= 2,
+          f"{name}: run record of {len(record['tasks'])} tasks")
+    check(record["rows_in"] == manifest["rows_in"], f"{name}: record counts every input row once")
+    check(record["rows_out"] == manifest["rows_out"], f"{name}: record's output rows equal the CLI's")
+    cli = json.loads(subprocess.run([a["sluice"], "digest", a["cli_output"]], check=True,
+                                    capture_output=True, text=True).stdout)
+    check(record["output_rowset_digest"] == cli["rowset_digest"],
+          f"{name}: row-set digest equals the one-machine run's ({cli['rowset_digest'][:24]}…)")
+    v = subprocess.run([a["sluice"], "verify", out_dir], capture_output=True, text=True)
+    check(v.returncode == 0, f"{name}: sluice verify accepts the record and the files ({v.stderr.strip()[-300:]})")
+    files = sorted(f for f in glob.glob(os.path.join(out_dir, "**", "*.parquet"), recursive=True))
+    check(len(files) >= 1, f"{name}: {len(files)} output files")
+    os.rename(files[0], os.path.join(os.path.dirname(files[0]), "_" + os.path.basename(files[0])))
+    v = subprocess.run([a["sluice"], "verify", out_dir], capture_output=True, text=True)
+    check(v.returncode == 5 and "rows" in v.stderr, f"{name}: sluice verify names a lost output file (exit {v.returncode})")

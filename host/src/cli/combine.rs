@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::distributed;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Arguments of `sluice combine`.
 #[derive(Debug, Args)]
@@ -21,17 +21,6 @@ pub struct CombineArgs {
 
 /// Run `sluice combine`.
 pub fn execute(args: &CombineArgs) -> Result<()> {
-    let existing = args.output.join("_sluice").join("manifest.json");
-    if let Ok(bytes) = std::fs::read(&existing) {
-        // Re-combining a distributed job is idempotent; a `sluice run` record is not ours.
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if !distributed::is_distributed(&json) {
-            return Err(Error::usage(format!(
-                "`{}` already holds the run record of a `sluice run`; combine the distributed job's reports into its own output directory",
-                args.output.display()
-            )));
-        }
-    }
     let record = distributed::combine(distributed::read_reports(&args.tasks)?)?;
     distributed::write_record(&args.output, &record)?;
     tracing::info!(output = %args.output.display(), tasks = record.tasks.len(), rows_out = record.rows_out, "run record written");

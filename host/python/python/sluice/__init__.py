@@ -9,13 +9,22 @@ Arrow C data (zero-copy) and the wasm runs without the GIL.
     result = chain.transform(batch)     # one chunk
     result.batches, result.digest, result.fuel, result.rows_in, result.rows_out
 
+In a distributed job, each task transforms through ``chain.task(id)`` and writes a report;
+``sluice.combine_run_record(reports_dir, output_dir)`` folds them into a run record that
+``sluice verify`` checks.
+
 Errors are ``sluice.SluiceError`` subclasses whose ``exit_code`` and ``category`` are the
 CLI's (``PluginError`` 4, ``InputError`` 5, ``UsageError`` 2, ``QualityError`` 3,
 ``IoError`` 1). See the README, "Running on a cluster", for the Spark and Ray recipes.
 """
 
+import json
+import os
+
 from ._sluice import (
     Chain,
+    Task,
+    _combine_run_record,
     InputError,
     IoError,
     PluginError,
@@ -30,6 +39,7 @@ from ._sluice import (
 
 __all__ = [
     "Chain",
+    "Task",
     "TransformResult",
     "SluiceError",
     "IoError",
@@ -44,19 +54,20 @@ __all__ = [
 ]
 
 
-def combine_run_record(chunks, *, output=None):
-    """Combine the chunk digests of a distributed job into one run record (coming).
+def combine_run_record(reports, output):
+    """Fold the task reports of a distributed job into one run record.
 
-    ``chunks`` will be the ``TransformResult``s (or their ``digest``/``input_digest``/
-    ``rows_in``/``rows_out``/``fuel`` fields) that the engine's tasks returned, in any
-    order; the result will be a run record that ``sluice verify`` accepts, built on the
-    host's order-independent digest. That host part is being built separately; until it
-    lands this raises ``NotImplementedError``. Collect the per-chunk fields now (see the
-    README recipes) so jobs can produce the record once it exists.
+    ``reports`` is the directory the tasks wrote their reports to (``Task.write_report``),
+    or an iterable of the reports themselves (``Task.report()`` JSON strings, e.g. returned
+    as rows by the tasks). The record is written to ``output/_sluice/manifest.json``, next
+    to the engine's output files, where ``sluice verify output`` checks the files against
+    it; its ``output_rowset_digest`` equals ``sluice digest`` of a one-machine ``sluice run``
+    of the same input and chain. Returns the record as a dict. Raises ``InputError`` when
+    tasks disagree (other plugins, configs or schemas; one task id with two results).
     """
-    # TODO(issue 9): call the host's combine (order-independent digest + manifest) once
-    # it exists in sluice-host, through a `_sluice.combine_run_record` binding.
-    raise NotImplementedError(
-        "sluice.combine_run_record is not available yet: the host does not combine "
-        "distributed chunk digests into a run record yet (issue 9)"
-    )
+    if isinstance(reports, (str, os.PathLike)):
+        text = _combine_run_record(os.fspath(reports), None, os.fspath(output))
+    else:
+        texts = [r if isinstance(r, str) else json.dumps(r) for r in reports]
+        text = _combine_run_record(None, texts, os.fspath(output))
+    return json.loads(text)
