@@ -16,10 +16,15 @@
 //! ```no_run
 //! use sluice_host::embed::{ChainOptions, ChainRunner};
 //! use sluice_host::pipeline::PluginSpec;
-//! # fn batch() -> arrow::record_batch::RecordBatch { unimplemented!() }
+//! # use std::sync::Arc;
+//! # let batch = arrow::record_batch::RecordBatch::try_from_iter([(
+//! #     "qty",
+//! #     Arc::new(arrow::array::Int64Array::from(vec![5, 20])) as arrow::array::ArrayRef,
+//! # )])
+//! # .expect("one column");
 //! let plugins = vec![PluginSpec::new("filter.wasm", vec![("min_qty".into(), "10".into())])];
 //! let mut runner = ChainRunner::new(&plugins, ChainOptions::default())?;
-//! let out = runner.transform(batch())?;
+//! let out = runner.transform(batch)?;
 //! println!("{} rows, {}, fuel {:?}", out.rows_out, out.data_digest, out.fuel);
 //! # Ok::<(), sluice_host::Error>(())
 //! ```

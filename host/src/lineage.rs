@@ -181,18 +181,7 @@ impl Emitter {
     /// A usage error naming the file when it cannot be opened.
     pub fn new(config: Config, spec: &RunSpec) -> Result<Emitter> {
         let file = match &config.file {
-            Some(path) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        Error::usage(format!(
-                            "--lineage-file `{}` cannot be opened for appending ({e}); choose a writable path or create its directory",
-                            path.display()
-                        ))
-                    })?,
-            ),
+            Some(path) => Some(open_file(path)?),
             None => None,
         };
         let agent = config.url.as_ref().map(|_| {
@@ -488,6 +477,19 @@ impl RunObserver for Emitter {
     fn recorded(&mut self, manifest: &Manifest) {
         self.manifest = Some(manifest.clone());
     }
+}
+
+/// Open the lineage file for appending (created if missing).
+///
+/// # Errors
+/// A usage error naming the file when it cannot be opened.
+pub fn open_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+        Error::usage(format!(
+            "--lineage-file `{}` cannot be opened for appending ({e}); choose a writable path or create its directory",
+            path.display()
+        ))
+    })
 }
 
 /// The run's UUID: version 8 (RFC 9562, name-based with SHA-256 as in its appendix B.2)

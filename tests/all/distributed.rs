@@ -72,6 +72,16 @@ fn run_task(
     digests.report(vec![record], rt.settings(), chain.fuel())
 }
 
+/// `sluice combine --tasks TASKS --output OUT`, ready to assert on.
+fn combine(tasks: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    sluice()
+        .args(["combine", "--tasks"])
+        .arg(tasks)
+        .arg("--output")
+        .arg(out)
+        .assert()
+}
+
 fn write_report(dir: &Path, name: &str, r: &TaskReport) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), serde_json::to_vec(r).unwrap()).unwrap();
@@ -124,13 +134,7 @@ fn distributed_record_combines_verifies_and_matches_one_machine_run() {
     write_report(&tasks, "part-00001-attempt-2.json", &reports[1]);
     std::fs::write(out.join("_SUCCESS"), b"").unwrap();
 
-    let a = sluice()
-        .args(["combine", "--tasks"])
-        .arg(&tasks)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .success();
+    let a = combine(&tasks, &out).success();
     let s = summary(&a.get_output().stdout);
     assert_eq!(s["tasks"], 3, "the identical retry is counted once: {s}");
     assert_eq!(s["rows_in"], 5_000);
@@ -141,13 +145,7 @@ fn distributed_record_combines_verifies_and_matches_one_machine_run() {
     );
     // The record does not depend on the order reports arrive in: combining again is a no-op.
     let first = std::fs::read(out.join("_sluice/manifest.json")).unwrap();
-    sluice()
-        .args(["combine", "--tasks"])
-        .arg(&tasks)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .success();
+    combine(&tasks, &out).success();
     assert_eq!(first, std::fs::read(out.join("_sluice/manifest.json")).unwrap());
     let a = sluice().arg("verify").arg(&out).assert().success();
     assert_eq!(summary(&a.get_output().stdout)["status"], "ok");
@@ -195,13 +193,7 @@ fn combine_refuses_disagreeing_tasks_and_foreign_records() {
     let tasks = dir.path().join("mixed");
     write_report(&tasks, "a.json", &a);
     write_report(&tasks, "b.json", &b);
-    let r = sluice()
-        .args(["combine", "--tasks"])
-        .arg(&tasks)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .code(5);
+    let r = combine(&tasks, &out).code(5);
     let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
     assert!(err.contains("part-00001") && err.contains("plugins"), "{err}");
 
@@ -211,38 +203,20 @@ fn combine_refuses_disagreeing_tasks_and_foreign_records() {
     other.output.rows += 1;
     write_report(&tasks, "a.json", &a);
     write_report(&tasks, "a2.json", &other);
-    let r = sluice()
-        .args(["combine", "--tasks"])
-        .arg(&tasks)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .code(5);
+    let r = combine(&tasks, &out).code(5);
     assert!(String::from_utf8_lossy(&r.get_output().stderr).contains("two different results"));
 
     // A damaged report is named.
     let tasks = dir.path().join("damaged");
     std::fs::create_dir_all(&tasks).unwrap();
     std::fs::write(tasks.join("bad.json"), b"{\"task\": 1}").unwrap();
-    let r = sluice()
-        .args(["combine", "--tasks"])
-        .arg(&tasks)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .code(5);
+    let r = combine(&tasks, &out).code(5);
     assert!(String::from_utf8_lossy(&r.get_output().stderr).contains("bad.json"));
 
     // No reports at all, and a `sluice run` output as the target, are usage errors.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    sluice()
-        .args(["combine", "--tasks"])
-        .arg(&empty)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .code(2);
+    combine(&empty, &out).code(2);
     let in_path = dir.path().join("in.parquet");
     write_parquet(&in_path, std::slice::from_ref(&batch));
     let run_out = dir.path().join("run");
@@ -255,13 +229,7 @@ fn combine_refuses_disagreeing_tasks_and_foreign_records() {
         .success();
     let tasks = dir.path().join("ok");
     write_report(&tasks, "a.json", &a);
-    sluice()
-        .args(["combine", "--tasks"])
-        .arg(&tasks)
-        .arg("--output")
-        .arg(&run_out)
-        .assert()
-        .code(2);
+    combine(&tasks, &run_out).code(2);
     sluice().arg("verify").arg(&run_out).assert().success();
 }
 

@@ -56,16 +56,7 @@ pub fn execute(args: &BackfillArgs) -> Result<()> {
     let lineage = crate::lineage::Config::from_env(args.lineage_file.as_deref())?;
     if let Some(path) = lineage.as_ref().and_then(|c| c.file.as_ref()) {
         // Checked before the first partition, not after it ran.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                Error::usage(format!(
-                    "--lineage-file `{}` cannot be opened for appending ({e}); choose a writable path or create its directory",
-                    path.display()
-                ))
-            })?;
+        crate::lineage::open_file(path)?;
     }
     let rt = Runtime::new(RuntimeOptions {
         cache_dir: super::run::cache_dir(args.no_cache),
