@@ -8,7 +8,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, OptLevel, StoreContextMut};
 
 use crate::error::{Error, Result};
-use crate::plugin::{Plugin, bindings};
+use crate::plugin::Plugin;
 use crate::sandbox::{Limits, PluginState};
 
 /// Options for a [`Runtime`].
@@ -109,7 +109,7 @@ impl Runtime {
             .map_err(|e| Error::usage(format!("failed to link WASI: {e:#}")))?;
         link_virtual_sleep(&mut linker)
             .map_err(|e| Error::usage(format!("failed to link the virtual clock: {e:#}")))?;
-        bindings::TransformPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        crate::abi::add_to_linker(&mut linker)
             .map_err(|e| Error::usage(format!("failed to link the host interface: {e:#}")))?;
         start_epoch_ticker(&engine)?;
         Ok(Runtime { engine, linker, opts })

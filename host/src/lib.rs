@@ -14,8 +14,10 @@
 //!   binding in `host/python` wraps).
 //! - [`cli`] is the `sluice` command.
 
+pub mod abi;
 pub mod cli;
 pub mod conformance;
+pub mod columns;
 pub mod contain;
 pub mod contract;
 pub mod digest;

@@ -15,22 +15,13 @@ use crate::error::{Error, Result};
 use crate::ipc;
 use crate::sandbox::{Determinism, LimitExceeded, Limits, PluginState, fmt_bytes};
 
-/// Host bindings generated from `wit/transform.wit`.
-#[allow(missing_docs)]
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "transform-plugin",
-    });
-}
-
-use bindings::exports::sluice::transform::transform as abi;
-use bindings::sluice::transform::host;
+use crate::abi::{self, Bound, GuestError, RawInfo};
+use crate::columns::ColumnPlan;
 
 /// The ABI major version this host implements.
 pub const ABI_MAJOR: u64 = 1;
 /// The newest ABI version this host knows.
-pub const ABI_VERSION: &str = "1.0.0";
+pub const ABI_VERSION: &str = "1.1.0";
 const EXPORT_PREFIX: &str = "sluice:transform/transform@";
 const HOST_IMPORT_PREFIX: &str = "sluice:transform/host@";
 
@@ -66,7 +57,7 @@ pub struct Plugin {
 struct PluginInner {
     info: PluginInfo,
     path: PathBuf,
-    pre: bindings::TransformPluginPre<PluginState>,
+    pre: abi::Pre,
     engine: wasmtime::Engine,
     limits: Limits,
 }
@@ -100,7 +91,7 @@ impl Plugin {
                 ),
             )
         })?;
-        let pre = bindings::TransformPluginPre::new(pre).map_err(|e| {
+        let pre = abi::Pre::new(pre, &abi_version).map_err(|e| {
             Error::usage(format!(
                 "plugin `{}` does not fit the sluice ABI: {e:#}",
                 path.display()
@@ -164,7 +155,7 @@ impl Plugin {
         store
     }
 
-    fn call_info(&self) -> Result<abi::PluginInfo> {
+    fn call_info(&self) -> Result<RawInfo> {
         let name = self.inner.info.name.clone();
         let limits = &self.inner.limits;
         let mut store = self.new_store(&name, &Determinism::default());
@@ -175,7 +166,7 @@ impl Plugin {
             .instantiate(&mut store)
             .map_err(|e| trap(&store, &name, limits, "instantiation", e))?;
         arm(&mut store, limits);
-        let info = inst.sluice_transform_transform().call_info(&mut store);
+        let info = inst.info(&mut store);
         store.data().log.flush();
         info.map_err(|e| trap(&store, &name, limits, "info", e))
     }
@@ -209,11 +200,7 @@ impl Plugin {
         sorted.sort();
         let schema_ipc = ipc::encode_schema(input_schema);
         arm(&mut store, &limits);
-        let opened =
-            bindings
-                .sluice_transform_transform()
-                .transformer()
-                .call_open(&mut store, &sorted, &schema_ipc, state);
+        let opened = bindings.open(&mut store, &sorted, &schema_ipc, state);
         store.data().log.flush();
         let handle = opened
             .map_err(|e| trap(&store, &name, &limits, "open", e))?
@@ -221,9 +208,7 @@ impl Plugin {
         fuel_used += limits.fuel_per_call - store.get_fuel().unwrap_or(0);
         arm(&mut store, &limits);
         let out_ipc = bindings
-            .sluice_transform_transform()
-            .transformer()
-            .call_output_schema(&mut store, handle)
+            .output_schema(&mut store, handle)
             .map_err(|e| trap(&store, &name, &limits, "output-schema", e))?;
         fuel_used += limits.fuel_per_call - store.get_fuel().unwrap_or(0);
         if out_ipc.len() as u64 > limits.max_output_bytes {
@@ -237,6 +222,25 @@ impl Plugin {
             ));
         }
         let output_schema = contained(&name, "output-schema", || ipc::decode_schema(out_ipc))?;
+        arm(&mut store, &limits);
+        let raw_plan = bindings
+            .column_plan(&mut store, handle)
+            .map_err(|e| trap(&store, &name, &limits, "column-plan", e))?;
+        fuel_used += limits.fuel_per_call - store.get_fuel().unwrap_or(0);
+        let plan = raw_plan
+            .map(|raw| ColumnPlan::check(raw, input_schema, &output_schema))
+            .transpose()
+            .map_err(|m| Error::plugin(&name, format!("`column-plan` does not fit its schemas: {m}")))?;
+        if let Some(p) = &plan {
+            tracing::debug!(
+                plugin = %name,
+                reads = p.reads.len(),
+                of = input_schema.fields().len(),
+                selects = p.selects,
+                computed = p.computed_schema.fields().len(),
+                "column plan"
+            );
+        }
         Ok(Transformer {
             name,
             limits,
@@ -245,6 +249,7 @@ impl Plugin {
             handle,
             input_schema: Arc::clone(input_schema),
             output_schema,
+            plan,
             fuel_used,
             dead: false,
         })
@@ -256,10 +261,12 @@ pub struct Transformer {
     name: String,
     limits: Limits,
     store: Store<PluginState>,
-    bindings: bindings::TransformPlugin,
+    bindings: Bound,
     handle: ResourceAny,
     input_schema: SchemaRef,
     output_schema: SchemaRef,
+    /// The plugin's column plan (ABI 1.1), if it declared one.
+    plan: Option<ColumnPlan>,
     fuel_used: u64,
     dead: bool,
 }
@@ -317,14 +324,13 @@ impl Transformer {
                 ipc::describe_difference(&batch.schema(), &self.input_schema)
             )));
         }
+        if self.plan.is_some() {
+            return self.process_columns(batch);
+        }
         let bytes = ipc::encode_batches(&self.input_schema, std::slice::from_ref(batch))
             .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
         self.begin("process")?;
-        let r =
-            self.bindings
-                .sluice_transform_transform()
-                .transformer()
-                .call_process(&mut self.store, self.handle, &bytes);
+        let r = self.bindings.process(&mut self.store, self.handle, &bytes);
         let r = self.end("process", r)?;
         let out = r.map_err(|e| guest_error(&self.name, "process", e))?;
         self.decode(out, "process")
@@ -333,11 +339,7 @@ impl Transformer {
     /// Flush the plugin at end of input.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         self.begin("finish")?;
-        let r = self
-            .bindings
-            .sluice_transform_transform()
-            .transformer()
-            .call_finish(&mut self.store, self.handle);
+        let r = self.bindings.finish(&mut self.store, self.handle);
         let r = self.end("finish", r)?;
         let out = r.map_err(|e| guest_error(&self.name, "finish", e))?;
         self.decode(out, "finish")
@@ -346,15 +348,77 @@ impl Transformer {
     /// Ask the plugin for its state at a chunk boundary.
     pub fn checkpoint(&mut self) -> Result<Vec<u8>> {
         self.begin("checkpoint")?;
-        let r = self
-            .bindings
-            .sluice_transform_transform()
-            .transformer()
-            .call_checkpoint(&mut self.store, self.handle);
+        let r = self.bindings.checkpoint(&mut self.store, self.handle);
         let r = self.end("checkpoint", r)?;
         let state = r.map_err(|e| guest_error(&self.name, "checkpoint", e))?;
         self.check_size(state.len(), "checkpoint")?;
         Ok(state)
+    }
+
+    /// Whether the plugin declared a column plan (ABI 1.1).
+    pub fn column_plan(&self) -> Option<&ColumnPlan> {
+        self.plan.as_ref()
+    }
+
+    /// [`Transformer::process`] under a column plan: send the columns read, build the output
+    /// from the pass-through columns, the selection and the computed columns.
+    fn process_columns(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        let Some(plan) = self.plan.take() else {
+            return Err(Error::plugin(&self.name, "internal: no column plan".to_string()));
+        };
+        let out = self.run_columns(&plan, batch);
+        self.plan = Some(plan);
+        self.dead |= out.is_err();
+        out
+    }
+
+    fn run_columns(&mut self, plan: &ColumnPlan, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        let what = "process-columns";
+        let read = plan
+            .project(batch)
+            .map_err(|e| Error::input(format!("cannot project a batch for plugin `{}`: {e}", self.name)))?;
+        let bytes = ipc::encode_batches(&plan.read_schema, std::slice::from_ref(&read))
+            .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
+        self.begin(what)?;
+        let r = self.bindings.process_columns(&mut self.store, self.handle, &bytes);
+        let r = self.end(what, r)?;
+        let out = r.map_err(|e| guest_error(&self.name, what, e))?;
+        let returned = out.selection.as_ref().map_or(0, Vec::len) + out.computed.len();
+        self.check_size(returned, what)?;
+        let broke = |m: String| Error::plugin(&self.name, format!("`{what}` broke its column plan: {m}"));
+        let (selection, kept) = plan.selection(batch.num_rows(), out.selection).map_err(broke)?;
+        let computed = if plan.computed_schema.fields().is_empty() {
+            if !out.computed.is_empty() {
+                return Err(broke(format!(
+                    "returned {} bytes of computed columns, but its column plan computes none",
+                    out.computed.len()
+                )));
+            }
+            vec![]
+        } else {
+            let batches = contained(&self.name, what, || ipc::decode_stream(out.computed, &plan.computed_schema))?;
+            let [computed] = <[RecordBatch; 1]>::try_from(batches).map_err(|b| {
+                broke(format!(
+                    "returned {} batches of computed columns; it must return exactly one",
+                    b.len()
+                ))
+            })?;
+            if computed.num_rows() != kept {
+                return Err(broke(format!(
+                    "returned {} rows of computed columns for {kept} kept rows",
+                    computed.num_rows()
+                )));
+            }
+            computed.columns().to_vec()
+        };
+        // A selection that keeps no row gives no batch (a 1.0 filter returned none either).
+        if plan.selects && kept == 0 {
+            return Ok(vec![]);
+        }
+        let assembled = plan
+            .assemble(&self.output_schema, batch, selection, kept, computed)
+            .map_err(broke)?;
+        Ok(vec![assembled])
     }
 
     fn check_size(&mut self, len: usize, what: &str) -> Result<()> {
@@ -381,24 +445,11 @@ impl Transformer {
     }
 }
 
-impl host::Host for PluginState {
-    fn log(&mut self, level: host::Level, message: String) {
-        let level = match level {
-            host::Level::Trace => tracing::Level::TRACE,
-            host::Level::Debug => tracing::Level::DEBUG,
-            host::Level::Info => tracing::Level::INFO,
-            host::Level::Warn => tracing::Level::WARN,
-            host::Level::Error => tracing::Level::ERROR,
-        };
-        self.log.message(level, &message);
-    }
-}
-
-fn guest_error(name: &str, what: &str, e: abi::Error) -> Error {
+fn guest_error(name: &str, what: &str, e: GuestError) -> Error {
     match e {
-        abi::Error::InvalidConfig(m) => Error::usage(format!("plugin `{name}` rejected its config: {m}")),
-        abi::Error::InvalidInput(m) => Error::input(format!("plugin `{name}` rejected its input in `{what}`: {m}")),
-        abi::Error::Internal(m) => Error::plugin(name, format!("internal error in `{what}`: {m}")),
+        GuestError::InvalidConfig(m) => Error::usage(format!("plugin `{name}` rejected its config: {m}")),
+        GuestError::InvalidInput(m) => Error::input(format!("plugin `{name}` rejected its input in `{what}`: {m}")),
+        GuestError::Internal(m) => Error::plugin(name, format!("internal error in `{what}`: {m}")),
     }
 }
 

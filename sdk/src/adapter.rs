@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Once;
 
 use crate::bindings::exports::sluice::transform::transform as wit;
+use crate::columns::OutputColumn;
 use crate::session::Session;
 use crate::{Config, Error, Transform};
 
@@ -92,6 +93,33 @@ impl<T: Transform> wit::GuestTransformer for Instance<T> {
 
     fn checkpoint(&self) -> Result<Vec<u8>, wit::Error> {
         self.with(Session::checkpoint)
+    }
+
+    fn column_plan(&self) -> Option<wit::ColumnPlan> {
+        // Only a re-entrant call could fail to borrow; the host never makes one.
+        let session = self.0.try_borrow().ok()?;
+        let plan = session.column_plan()?;
+        // Indices fit in u32: a schema with 2^32 columns cannot cross the boundary.
+        Some(wit::ColumnPlan {
+            reads: plan.reads.iter().map(|&r| r as u32).collect(),
+            selects: plan.selects,
+            output: plan
+                .output
+                .iter()
+                .map(|c| match *c {
+                    OutputColumn::Input(i) => wit::OutputColumn::Input(i as u32),
+                    OutputColumn::Computed => wit::OutputColumn::Computed,
+                })
+                .collect(),
+        })
+    }
+
+    fn process_columns(&self, batch: wit::Ipc) -> Result<wit::ColumnResult, wit::Error> {
+        self.with(|s| s.process_columns(batch))
+            .map(|r| wit::ColumnResult {
+                selection: r.selection,
+                computed: r.computed,
+            })
     }
 }
 

@@ -424,6 +424,11 @@ impl OutputEncoder {
         Ok(OutputEncoder { schema, schema_ipc })
     }
 
+    /// The schema every encoded batch carries.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     /// The output schema alone, as an IPC stream.
     pub fn schema_ipc(&self) -> &[u8] {
         &self.schema_ipc

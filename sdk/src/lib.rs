@@ -4,13 +4,14 @@
 //!
 //! - [`Transform`] is what a plugin implements, over Arrow [`RecordBatch`](arrow_array::RecordBatch)es.
 //! - [`export_plugin!`] exports it through [`Adapter`], which implements the traits that
-//!   `wit-bindgen` generates from `wit/transform.wit` (module [`bindings`]).
+//!   `wit-bindgen` generates from `wit/1.1/transform.wit` (module [`bindings`]).
 //! - [`session::Session`] sits between the two: it decodes the input IPC bytes, calls the
 //!   transform and encodes its output (module [`ipc`]). The harness drives the same code.
 //! - [`Config`] and [`Error`] are the configuration and the error variant of the ABI;
 //!   [`log`] sends messages to the host.
 
 pub mod adapter;
+pub mod columns;
 pub mod config;
 pub mod error;
 #[cfg(feature = "harness")]
@@ -20,11 +21,11 @@ pub mod log;
 pub mod session;
 pub mod transform;
 
-/// Bindings generated from `wit/transform.wit` (world `transform-plugin`).
+/// Bindings generated from `wit/1.1/transform.wit` (world `transform-plugin`, ABI 1.1.0).
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/1.1",
         world: "transform-plugin",
         pub_export_macro: true,
         default_bindings_module: "sluice_sdk::bindings",
@@ -32,6 +33,7 @@ pub mod bindings {
 }
 
 pub use adapter::{Adapter, Instance};
+pub use columns::{ColumnOutput, ColumnPlan, Columns, OutputColumn};
 pub use config::Config;
 pub use error::Error;
 pub use transform::{PluginInfo, Transform};
@@ -50,4 +52,4 @@ pub use arrow_schema;
 pub use arrow_select;
 
 /// The ABI version this SDK builds plugins for (`package sluice:transform@...` in the WIT).
-pub const ABI_VERSION: &str = "1.0.0";
+pub const ABI_VERSION: &str = "1.1.0";

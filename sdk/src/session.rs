@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 
+use crate::columns::{ColumnPlan, Columns};
 use crate::ipc::{InputDecoder, OutputEncoder};
 use crate::{Config, Error, Transform};
 
@@ -13,6 +14,25 @@ pub struct Session<T> {
     transform: T,
     input: InputDecoder,
     output: OutputEncoder,
+    plan: Option<PlanSession>,
+}
+
+/// The column plan of a session, checked at open, with the codecs of its two streams.
+pub struct PlanSession {
+    plan: ColumnPlan,
+    /// Decodes the batches of the columns read.
+    read: InputDecoder,
+    /// Encodes the computed columns.
+    computed: OutputEncoder,
+}
+
+/// What `process-columns` returns: the selection bitmap (if the plan selects) and the IPC
+/// stream of the computed columns (empty when there are none).
+pub struct ColumnsResult {
+    /// One bit per input row, least significant bit first.
+    pub selection: Option<Vec<u8>>,
+    /// The computed columns as one IPC batch.
+    pub computed: Vec<u8>,
 }
 
 impl<T: Transform> Session<T> {
@@ -21,11 +41,51 @@ impl<T: Transform> Session<T> {
         let input = InputDecoder::new(input_schema)?;
         let transform = T::open(config, Arc::clone(input.schema()), state)?;
         let output = OutputEncoder::new(transform.output_schema())?;
+        let plan = match transform.column_plan() {
+            None => None,
+            Some(plan) => {
+                let (read, computed) = plan.check(input.schema(), &transform.output_schema())?;
+                Some(PlanSession {
+                    read: InputDecoder::new(&crate::ipc::encode_all(&read, &[])?)?,
+                    computed: OutputEncoder::new(computed)?,
+                    plan,
+                })
+            }
+        };
         Ok(Session {
             transform,
             input,
             output,
+            plan,
         })
+    }
+
+    /// The column plan checked at open, if the transform declared one.
+    pub fn column_plan(&self) -> Option<&ColumnPlan> {
+        self.plan.as_ref().map(|p| &p.plan)
+    }
+
+    /// `process-columns`: the columns read in, the selection and computed columns out.
+    pub fn process_columns(&mut self, batch: Vec<u8>) -> Result<ColumnsResult, Error> {
+        let p = self.plan.as_mut().ok_or_else(|| {
+            Error::Internal("`process-columns` called, but the transform declared no column plan".into())
+        })?;
+        let read = p.read.decode(batch)?;
+        let width = self.input.schema().fields().len();
+        let cols = Columns::new(width, &p.plan.reads, &read);
+        let out = self.transform.process_columns(&cols)?;
+        let out = out.check(&p.plan, read.num_rows(), p.computed.schema())?;
+        let selection = out.selection.as_ref().map(|s| s.sliced().as_slice().to_vec());
+        let computed = if out.computed.is_empty() {
+            Vec::new()
+        } else {
+            let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(out.kept));
+            let batch =
+                arrow_array::RecordBatch::try_new_with_options(Arc::clone(p.computed.schema()), out.computed, &options)
+                    .map_err(|e| Error::Internal(format!("process_columns broke its column plan: {e}")))?;
+            p.computed.encode(vec![batch])?
+        };
+        Ok(ColumnsResult { selection, computed })
     }
 
     /// The input schema given at open time.

@@ -3,6 +3,7 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use crate::columns::{ColumnOutput, ColumnPlan, Columns};
 use crate::{Config, Error};
 
 /// Static facts about a plugin, readable without opening it (WIT `plugin-info`).
@@ -72,7 +73,33 @@ pub trait Transform: Sized + 'static {
 
     /// Transform one input batch (whose schema is the open-time input schema) into zero or
     /// more output batches.
-    fn process(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Error>;
+    ///
+    /// The default runs the [column plan](Transform::column_plan) natively
+    /// ([`crate::columns::process_with_plan`]): a transform with a plan need not write it.
+    fn process(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Error> {
+        crate::columns::process_with_plan(self, batch)
+    }
+
+    /// Declare a column plan (ABI 1.1): the input columns the transform reads and where each
+    /// output column comes from. The host then sends only those columns to
+    /// [`Transform::process_columns`] and passes the others through itself, which is much
+    /// cheaper when a transform reads few of many columns. `None` (the default): whole
+    /// batches go through [`Transform::process`]. Called once after `open`.
+    fn column_plan(&self) -> Option<ColumnPlan> {
+        None
+    }
+
+    /// Transform the columns the plan reads from one batch: return the row selection (if
+    /// the plan selects) and the computed columns, one value per kept row.
+    ///
+    /// # Errors
+    /// As for [`Transform::process`]; the default reports that there is no plan.
+    fn process_columns(&mut self, columns: &Columns) -> Result<ColumnOutput, Error> {
+        let _ = columns;
+        Err(Error::Internal(
+            "the transform declares no column plan, so `process_columns` must not be called".into(),
+        ))
+    }
 
     /// Called once after the last batch: return whatever is still buffered.
     fn finish(&mut self) -> Result<Vec<RecordBatch>, Error> {

@@ -291,6 +291,36 @@ fn cast_value(v: Value, dt: &DataType) -> Result<Value, ArrowError> {
 }
 
 impl Expr {
+    /// The input columns the expression reads, sorted, without repeats.
+    pub fn columns(&self) -> Vec<usize> {
+        fn walk(e: &Expr, out: &mut Vec<usize>) {
+            match e {
+                Expr::Column(i) => out.push(*i),
+                Expr::Literal(_) => {}
+                Expr::Neg(e) => walk(e, out),
+                Expr::Binary(_, l, r) => {
+                    walk(l, out);
+                    walk(r, out)
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The same expression with column `i` renamed to `map(i)`.
+    pub fn remap(&self, map: &impl Fn(usize) -> usize) -> Expr {
+        match self {
+            Expr::Column(i) => Expr::Column(map(*i)),
+            Expr::Literal(l) => Expr::Literal(l.clone()),
+            Expr::Neg(e) => Expr::Neg(Box::new(e.remap(map))),
+            Expr::Binary(op, l, r) => Expr::Binary(*op, Box::new(l.remap(map)), Box::new(r.remap(map))),
+        }
+    }
+
     fn has_column(&self) -> bool {
         match self {
             Expr::Column(_) => true,

@@ -1,5 +1,8 @@
 //! `derive`: appends a column computed by an arithmetic expression.
 //!
+//! It declares a column plan: only the columns the expression names enter the sandbox; the
+//! host passes the others through and appends the result.
+//!
 //! Config:
 //! - `name` (required): the new column; it must not exist yet.
 //! - `expr` (required): `+ - * /` with parentheses over column names and numeric literals,
@@ -18,15 +21,21 @@ pub mod expr;
 use std::sync::Arc;
 
 use arrow_cast::cast::{CastOptions, can_cast_types, cast_with_options};
-use sluice_sdk::arrow_array::RecordBatch;
+use sluice_sdk::arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use sluice_sdk::arrow_schema::{DataType, Field, Schema, SchemaRef};
-use sluice_sdk::{Config, Error, PluginInfo, Transform};
+use sluice_sdk::{ColumnOutput, ColumnPlan, Columns, Config, Error, PluginInfo, Transform};
 
 use expr::Expr;
 
 /// The derive transform.
 pub struct Derive {
     expr: Expr,
+    /// The input columns `expr` reads (the column plan's `reads`).
+    reads: Vec<usize>,
+    /// `expr` over a batch of just the `reads` columns.
+    read_expr: Expr,
+    /// The schema of that batch.
+    read_schema: SchemaRef,
     name: String,
     /// The expression's own result type.
     computed: DataType,
@@ -133,7 +142,13 @@ impl Transform for Derive {
         let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new(&name, output, true)));
         let schema = Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone()));
+        let reads = expr.columns();
+        let read_expr = expr.remap(&|i| reads.binary_search(&i).unwrap_or(i));
+        let read_schema = Arc::new(input_schema.project(&reads)?);
         Ok(Derive {
+            reads,
+            read_expr,
+            read_schema,
             expr,
             name,
             computed,
@@ -146,17 +161,49 @@ impl Transform for Derive {
     }
 
     fn process(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Error> {
+        let value = self.compute(&self.expr, &batch)?;
+        let mut columns = batch.columns().to_vec();
+        columns.push(value);
+        Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+    }
+
+    /// Reads only the expression's columns and appends the result; the host passes the
+    /// other columns through.
+    fn column_plan(&self) -> Option<ColumnPlan> {
+        Some(ColumnPlan::append(
+            self.schema.fields().len() - 1,
+            self.reads.iter().copied(),
+            1,
+        ))
+    }
+
+    fn process_columns(&mut self, columns: &Columns) -> Result<ColumnOutput, Error> {
+        let arrays = self
+            .reads
+            .iter()
+            .map(|&i| columns.column(i).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(columns.num_rows()));
+        let read = RecordBatch::try_new_with_options(Arc::clone(&self.read_schema), arrays, &options)?;
+        Ok(ColumnOutput {
+            selection: None,
+            computed: vec![self.compute(&self.read_expr, &read)?],
+        })
+    }
+}
+
+impl Derive {
+    /// Evaluate `expr` over `batch` and cast the result to the output type.
+    fn compute(&self, expr: &Expr, batch: &RecordBatch) -> Result<ArrayRef, Error> {
         let context = |e| Error::from(e).context(format!("computing column `{}`", self.name));
-        let mut value = self.expr.eval(&batch).map_err(context)?;
+        let mut value = expr.eval(batch).map_err(context)?;
         let target = self.schema.field(self.schema.fields().len() - 1).data_type();
         if value.data_type() != target {
             debug_assert_eq!(value.data_type(), &self.computed);
             value = cast_with_options(&value, target, &strict())
                 .map_err(|e| Error::from(e).context(format!("casting column `{}` to {target}", self.name)))?;
         }
-        let mut columns = batch.columns().to_vec();
-        columns.push(value);
-        Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+        Ok(value)
     }
 }
 

@@ -5,7 +5,9 @@
 //!
 //! Each literal is cast to its column's type once, at open (an error names the literal,
 //! the column and the type); each batch then costs one arrow-ord comparison kernel per
-//! condition against a `Scalar`, an `and`, and `filter_record_batch`. SQL null semantics:
+//! condition against a `Scalar` and an `and`. The plugin declares a column plan: it reads
+//! only the predicate's columns and returns the selection, and the host filters the other
+//! columns itself, so they never cross the sandbox boundary. SQL null semantics:
 //! a comparison with a null value is unknown, and unknown rows are dropped.
 //!
 //! Comparisons are exact where SQL's are: a decimal column compared with a literal that has
@@ -19,10 +21,9 @@ use std::sync::Arc;
 use arrow_arith::boolean::{and, is_not_null, is_null, or};
 use arrow_cast::cast::{CastOptions, cast_with_options};
 use arrow_ord::cmp;
-use sluice_sdk::arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar, StringArray};
+use sluice_sdk::arrow_array::{ArrayRef, BooleanArray, Scalar, StringArray};
 use sluice_sdk::arrow_schema::{ArrowError, DataType, SchemaRef};
-use sluice_sdk::arrow_select::filter::{filter_record_batch, prep_null_mask_filter};
-use sluice_sdk::{Config, Error, PluginInfo, Transform};
+use sluice_sdk::{ColumnOutput, ColumnPlan, Columns, Config, Error, PluginInfo, Transform};
 
 use parse::{Cond, Literal, Op};
 
@@ -191,8 +192,7 @@ fn compare(op: Op, col: &ArrayRef, lit: &Scalar<ArrayRef>) -> Result<BooleanArra
 
 impl Check {
     /// True, false or null (unknown) per row.
-    fn eval(&self, batch: &RecordBatch) -> Result<BooleanArray, ArrowError> {
-        let col = batch.column(self.column);
+    fn eval(&self, col: &ArrayRef) -> Result<BooleanArray, ArrowError> {
         let cast;
         let col = match &self.cast_to {
             Some(t) => {
@@ -245,10 +245,18 @@ impl Transform for Filter {
         Arc::clone(&self.schema)
     }
 
-    fn process(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Error> {
+    /// Reads only the predicate's columns; every column passes through, filtered by the host.
+    fn column_plan(&self) -> Option<ColumnPlan> {
+        Some(ColumnPlan::filter(
+            self.schema.fields().len(),
+            self.checks.iter().map(|c| c.column),
+        ))
+    }
+
+    fn process_columns(&mut self, columns: &Columns) -> Result<ColumnOutput, Error> {
         let mut mask: Option<BooleanArray> = None;
         for check in &self.checks {
-            let m = check.eval(&batch).map_err(|e| {
+            let m = check.eval(columns.column(check.column)?).map_err(|e| {
                 Error::from(e).context(format!(
                     "evaluating the predicate on column `{}`",
                     self.schema.field(check.column).name()
@@ -259,17 +267,11 @@ impl Transform for Filter {
                 Some(prev) => and(&prev, &m)?,
             });
         }
-        let Some(mut mask) = mask else {
-            return Ok(vec![batch]);
-        };
-        if mask.null_count() > 0 {
-            mask = prep_null_mask_filter(&mask);
-        }
-        match mask.true_count() {
-            0 => Ok(vec![]),
-            n if n == batch.num_rows() => Ok(vec![batch]),
-            _ => Ok(vec![filter_record_batch(&batch, &mask)?]),
-        }
+        let mask = mask.unwrap_or_else(|| BooleanArray::from(vec![true; columns.num_rows()]));
+        Ok(ColumnOutput {
+            selection: Some(mask),
+            computed: vec![],
+        })
     }
 }
 

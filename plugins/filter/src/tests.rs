@@ -3,7 +3,7 @@ use std::sync::Arc;
 use sluice_sdk::arrow_array::types::Int32Type;
 use sluice_sdk::arrow_array::{
     BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array, Int32Array, Int64Array,
-    LargeStringArray, StringViewArray, TimestampMillisecondArray,
+    LargeStringArray, RecordBatch, StringViewArray, TimestampMillisecondArray,
 };
 use sluice_sdk::arrow_schema::{Field, Schema};
 use sluice_sdk::harness::{assert_batches_eq, run_native, run_native_checkpointed};

@@ -11,7 +11,7 @@ use sluice_sdk::arrow_array::builder::{GenericStringBuilder, StringViewBuilder};
 use sluice_sdk::arrow_array::cast::AsArray;
 use sluice_sdk::arrow_array::{Array, ArrayRef, OffsetSizeTrait, RecordBatch};
 use sluice_sdk::arrow_schema::{DataType, SchemaRef};
-use sluice_sdk::{Config, Error, PluginInfo, Transform};
+use sluice_sdk::{ColumnOutput, ColumnPlan, Columns, Config, Error, PluginInfo, Transform};
 
 /// The mask transform.
 pub struct Mask {
@@ -140,6 +140,31 @@ impl Transform for Mask {
             columns[i] = mask_column(&columns[i])?;
         }
         Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+    }
+
+    /// Reads only the masked columns and returns their replacements; the host passes the
+    /// other columns through.
+    fn column_plan(&self) -> Option<ColumnPlan> {
+        let mut masked = self.columns.clone();
+        masked.sort_unstable();
+        Some(ColumnPlan::replace(
+            self.schema.fields().len(),
+            masked.iter().copied(),
+            &masked,
+        ))
+    }
+
+    fn process_columns(&mut self, columns: &Columns) -> Result<ColumnOutput, Error> {
+        let mut masked = self.columns.clone();
+        masked.sort_unstable();
+        let computed = masked
+            .iter()
+            .map(|&i| mask_column(columns.column(i)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ColumnOutput {
+            selection: None,
+            computed,
+        })
     }
 }
 

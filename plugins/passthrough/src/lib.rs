@@ -1,12 +1,14 @@
 //! `passthrough`: returns every batch unchanged (schema and values). Takes no configuration.
 //!
-//! Useful as a baseline: its cost is the plugin boundary itself (IPC in and out).
+//! Useful as a baseline: its cost is the plugin boundary itself. It declares a column plan
+//! that reads no column, so under ABI 1.1 a call carries only the batch's row count (the
+//! `echo` test plugin, built against ABI 1.0, still sends whole batches).
 
 use std::sync::Arc;
 
 use sluice_sdk::arrow_array::RecordBatch;
 use sluice_sdk::arrow_schema::SchemaRef;
-use sluice_sdk::{Config, Error, PluginInfo, Transform};
+use sluice_sdk::{ColumnOutput, ColumnPlan, Columns, Config, Error, PluginInfo, Transform};
 
 /// The passthrough transform.
 pub struct Passthrough {
@@ -32,6 +34,17 @@ impl Transform for Passthrough {
 
     fn process(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, Error> {
         Ok(vec![batch])
+    }
+
+    /// Reads nothing: under ABI 1.1 only the row count of each batch enters the sandbox.
+    fn column_plan(&self) -> Option<ColumnPlan> {
+        Some(ColumnPlan::project(
+            &(0..self.schema.fields().len()).collect::<Vec<_>>(),
+        ))
+    }
+
+    fn process_columns(&mut self, _columns: &Columns) -> Result<ColumnOutput, Error> {
+        Ok(ColumnOutput::default())
     }
 }
 

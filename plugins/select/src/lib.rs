@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use sluice_sdk::arrow_array::{RecordBatch, RecordBatchOptions};
 use sluice_sdk::arrow_schema::{Field, Schema, SchemaRef};
-use sluice_sdk::{Config, Error, PluginInfo, Transform};
+use sluice_sdk::{ColumnOutput, ColumnPlan, Columns, Config, Error, OutputColumn, PluginInfo, Transform};
 
 /// The select transform.
 pub struct Select {
     indices: Vec<usize>,
     schema: SchemaRef,
+    input: SchemaRef,
 }
 
 fn unquote(s: &str) -> &str {
@@ -83,7 +84,11 @@ impl Transform for Select {
             fields.push(input_schema.field(i).clone().with_name(dst));
         }
         let schema = Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone()));
-        Ok(Select { indices, schema })
+        Ok(Select {
+            indices,
+            schema,
+            input: input_schema,
+        })
     }
 
     fn output_schema(&self) -> SchemaRef {
@@ -98,6 +103,58 @@ impl Transform for Select {
             columns,
             &options,
         )?])
+    }
+
+    /// Columns kept under their own name pass through the host without entering the
+    /// sandbox; only renamed columns are read (and returned under the new name).
+    fn column_plan(&self) -> Option<ColumnPlan> {
+        let renamed: Vec<usize> = self.renamed().map(|(_, i)| i).collect();
+        let output = self
+            .indices
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(&i, f)| {
+                if self.input.field(i) == f.as_ref() {
+                    OutputColumn::Input(i)
+                } else {
+                    OutputColumn::Computed
+                }
+            })
+            .collect();
+        Some(ColumnPlan {
+            reads: {
+                let mut r = renamed;
+                r.sort_unstable();
+                r.dedup();
+                r
+            },
+            selects: false,
+            output,
+        })
+    }
+
+    fn process_columns(&mut self, columns: &Columns) -> Result<ColumnOutput, Error> {
+        let computed = self
+            .renamed()
+            .map(|(_, i)| columns.column(i).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ColumnOutput {
+            selection: None,
+            computed,
+        })
+    }
+}
+
+impl Select {
+    /// (output position, input index) of every output column whose name differs from its
+    /// input column's, in output order.
+    fn renamed(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.indices
+            .iter()
+            .zip(self.schema.fields())
+            .enumerate()
+            .filter(|(_, (i, f))| self.input.field(**i) != f.as_ref())
+            .map(|(pos, (&i, _))| (pos, i))
     }
 }
 
