@@ -3,6 +3,7 @@
 mod abi;
 mod bad_input;
 mod chain;
+mod columns;
 mod conformance;
 mod contracts;
 mod dagster;

@@ -170,7 +170,7 @@ fn inspect_reports_name_version_abi_and_sha256() {
     let a = sluice().args(["inspect", "--json", art::FILTER]).assert().success();
     let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
     assert_eq!(v["name"], "filter");
-    assert_eq!(v["abi_version"], "1.0.0");
+    assert_eq!(v["abi_version"], "1.1.0");
     let want = format!(
         "sha256:{}",
         hex::encode(Sha256::digest(std::fs::read(art::FILTER).unwrap()))

@@ -18,6 +18,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("dedupe", "dedupe"),
     ("echo", "echo"),
     ("bad-schema", "bad_schema"),
+    ("bad-plan", "bad_plan"),
     ("hostile", "hostile"),
     ("hostile-import", "hostile_import"),
     ("leaky", "leaky"),

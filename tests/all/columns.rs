@@ -1,0 +1,164 @@
+//! ABI 1.1 column plans: plugins read only the columns they declare, the host passes the
+//! rest through, and every way a plugin can break its plan is caught (exit 4, nothing
+//! published).
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::Int64Type;
+use sluice_host::ExitCode;
+use sluice_test_artifacts as art;
+
+use crate::util::*;
+
+fn open(plugin: &str, config: &[(&str, &str)], batch: &RecordBatch) -> sluice_host::Result<sluice_host::Transformer> {
+    let p = runtime().load_plugin(Path::new(plugin))?;
+    let config: Vec<(String, String)> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    p.open(&config, &batch.schema(), None, &Default::default())
+}
+
+#[test]
+fn sdk_plugins_are_built_against_1_1_and_declare_what_they_read() {
+    let b = orders();
+    let p = runtime().load_plugin(Path::new(art::FILTER)).unwrap();
+    assert_eq!(p.info().abi_version, "1.1.0");
+    let t = open(art::FILTER, &[("predicate", "qty > 10 and discount < 0.05")], &b).unwrap();
+    let plan = t.column_plan().expect("filter declares a plan");
+    assert_eq!(plan.reads, vec![1, 3], "qty and discount only");
+    assert!(plan.selects);
+    let t = open(art::DERIVE, &[("name", "total"), ("expr", "price * (1 - discount)")], &b).unwrap();
+    assert_eq!(t.column_plan().unwrap().reads, vec![2, 3]);
+    let t = open(art::MASK, &[("columns", "email")], &b).unwrap();
+    assert_eq!(t.column_plan().unwrap().reads, vec![4]);
+    let t = open(art::PASSTHROUGH, &[], &b).unwrap();
+    assert!(t.column_plan().unwrap().reads.is_empty());
+    // A 1.0 plugin has no plan and gets whole batches.
+    let t = open(art::ABI_1_0_0_FIXTURE, &[], &b).unwrap();
+    assert!(t.column_plan().is_none());
+}
+
+#[test]
+fn the_host_builds_the_output_from_selection_pass_through_and_computed_columns() {
+    let b = orders();
+    let mut t = open(art::BAD_PLAN, &[("mode", "good")], &b).unwrap();
+    // Two batches: the plugin numbers rows across calls and keeps the even ones.
+    let mut got = t.process(&b).unwrap();
+    got.extend(t.process(&b).unwrap());
+    assert_eq!(got.len(), 2);
+    let n = b.num_rows();
+    for (call, out) in got.iter().enumerate() {
+        let even = arrow::array::BooleanArray::from(
+            (0..n).map(|r| (call * n + r) % 2 == 0).collect::<Vec<_>>(),
+        );
+        let want = filter_record_batch(&b, &even).unwrap();
+        assert_eq!(out.num_columns(), b.num_columns() + 1);
+        for c in 0..b.num_columns() {
+            assert_eq!(out.column(c).as_ref(), want.column(c).as_ref(), "column {c}, call {call}");
+        }
+        let numbers: Vec<i64> = out.column(b.num_columns()).as_primitive::<Int64Type>().values().to_vec();
+        let expected: Vec<i64> = (0..n as i64).map(|r| call as i64 * n as i64 + r).filter(|r| r % 2 == 0).collect();
+        assert_eq!(numbers, expected);
+        assert_eq!(out.schema().field(b.num_columns()).name(), "n");
+    }
+}
+
+#[test]
+fn a_plan_that_does_not_fit_the_schemas_is_refused_at_open() {
+    let b = orders();
+    for (mode, says) in [
+        ("unsorted-reads", "strictly ascending, but 1 comes before 0"),
+        ("read-out-of-range", "names input column 11, but the input has 6 columns"),
+        ("wrong-field", "output column 0 `id: Int64` is said to be input column 1, which is `qty: Float64`"),
+        ("short-output", "it describes 6 output columns, but the output schema has 7"),
+    ] {
+        let e = open(art::BAD_PLAN, &[("mode", mode)], &b).err().unwrap_or_else(|| panic!("{mode} was accepted"));
+        assert_eq!(e.exit_code(), ExitCode::Plugin, "{mode}");
+        let msg = e.to_string();
+        assert!(msg.contains("plugin `bad-plan`") && msg.contains("`column-plan` does not fit"), "{mode}: {msg}");
+        assert!(msg.contains(says), "{mode}: {msg}");
+    }
+}
+
+#[test]
+fn a_result_that_breaks_the_plan_is_a_plugin_error() {
+    let b = orders();
+    for (mode, says) in [
+        ("short-selection", "returned a selection of 3 bytes for 10 rows; it must have ceil(10 / 8) = 2"),
+        ("missing-selection", "returned no selection, but its column plan selects rows"),
+        ("computed-rows", "returned 6 rows of computed columns for 5 kept rows"),
+        ("computed-garbage", "breaks the ABI contract"),
+        ("computed-type", "column `n` should be `n: Int64`, got `n: Utf8`"),
+        ("two-batches", "returned 2 batches of computed columns; it must return exactly one"),
+    ] {
+        let mut t = open(art::BAD_PLAN, &[("mode", mode)], &b).unwrap();
+        let e = t.process(&b).err().unwrap_or_else(|| panic!("{mode} was accepted"));
+        assert_eq!(e.exit_code(), ExitCode::Plugin, "{mode}");
+        let msg = e.to_string();
+        assert!(msg.contains("plugin `bad-plan`") && msg.contains("`process-columns`"), "{mode}: {msg}");
+        assert!(msg.contains(says), "{mode}: {msg}");
+        // The instance is not used again after breaking its contract.
+        assert!(t.process(&b).unwrap_err().to_string().contains("failed earlier"), "{mode}");
+    }
+}
+
+#[test]
+fn a_broken_plan_in_a_run_exits_4_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    write_parquet(&input, &[orders()]);
+    let out = dir.path().join("out");
+    let a = sluice()
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--plugin", art::BAD_PLAN, "--config", "mode=computed-rows", "--output"])
+        .arg(&out)
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("`process-columns` broke its column plan"));
+    assert_eq!(summary(&a.get_output().stdout)["exit_code"], 4);
+    assert!(!out.join("_SUCCESS").exists());
+    let parts: Vec<_> = std::fs::read_dir(out.join("data")).map(|d| d.collect()).unwrap_or_default();
+    assert!(parts.is_empty(), "nothing published: {parts:?}");
+}
+
+/// A 1.0 plugin and 1.1 plugins with plans in one chain, through the CLI: the rows are the
+/// ones a whole-batch computation gives.
+#[test]
+fn plans_and_whole_batch_plugins_mix_in_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    let b = orders();
+    write_parquet(&input, &[b.clone()]);
+    let out = dir.path().join("out");
+    sluice()
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--plugin", art::ECHO])
+        .args(["--plugin", art::FILTER, "--config", "predicate=id >= 3"])
+        .args(["--plugin", art::MASK, "--config", "columns=email"])
+        .args(["--plugin", art::SELECT, "--config", "columns=email, id as key, day"])
+        .args(["--plugin", art::DERIVE, "--config", "name=twice", "--config", "expr=key * 2"])
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let got = output_batch(&out);
+    let ids = b.column(0).as_primitive::<Int64Type>();
+    let keep: Vec<usize> = (0..b.num_rows()).filter(|&r| ids.value(r) >= 3).collect();
+    assert_eq!(got.num_rows(), keep.len());
+    let names: Vec<&str> = got.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["email", "key", "day", "twice"]);
+    let key = got.column(1).as_primitive::<Int64Type>();
+    let twice = got.column(3).as_primitive::<Int64Type>();
+    let emails = b.column(4).as_string::<i32>();
+    let masked = got.column(0);
+    for (i, &r) in keep.iter().enumerate() {
+        assert_eq!(key.value(i), ids.value(r));
+        assert_eq!(twice.value(i), 2 * ids.value(r));
+        assert_eq!(masked.is_null(i), emails.is_null(r), "row {r}");
+    }
+    let day = got.column(2);
+    let want_day = arrow::compute::take(b.column(5), &Int64Array::from(keep.iter().map(|&r| r as i64).collect::<Vec<_>>()), None).unwrap();
+    assert_eq!(day.as_ref(), want_day.as_ref());
+}
