@@ -142,15 +142,18 @@ fn native<T: sluice_sdk::Transform + 'static>(
 }
 
 /// The benchmark jobs' transform stage on real lineitem batches: the plugins' own code
-/// called natively vs the same plugins as wasm through the sandbox (IPC both ways).
+/// called natively (for plugins with a column plan, the SDK runs the plan: project, the
+/// plugin's kernels, then the same assembly the host does) vs the same plugins as wasm
+/// through the sandbox.
 fn jobs(c: &mut Criterion) {
     let rt = Runtime::new(RuntimeOptions::with_default_cache()).unwrap();
     let load = |p: &str| rt.load_plugin(Path::new(p)).unwrap();
-    let (filter, derive, mask, passthrough) = (
+    let (filter, derive, mask, passthrough, echo) = (
         load(art::FILTER),
         load(art::DERIVE),
         load(art::MASK),
         load(art::PASSTHROUGH),
+        load(art::ECHO),
     );
     let b1_filter = [("predicate", "l_discount between 0.05 and 0.07 and l_quantity < 24")];
     let b1_derive = [
@@ -206,6 +209,14 @@ fn jobs(c: &mut Criterion) {
                     batches.iter().map(|b| b.num_rows()).sum::<usize>()
                 })
             });
+            if job == "b3" {
+                // The whole-batch path of ABI 1.0 (`echo` returns its input bytes), for the
+                // cost of the boundary itself that column plans avoid.
+                let mut whole = echo.open(&[], &schema, None, &Default::default()).unwrap();
+                g.bench_function("wasm-abi-1.0-echo", |bench| {
+                    bench.iter(|| whole.process(&b).unwrap().iter().map(|b| b.num_rows()).sum::<usize>())
+                });
+            }
             g.finish();
         }
     }
