@@ -1,5 +1,5 @@
-//! The ABI is frozen: the 1.0.0 WIT text is pinned, and a plugin built against 1.0.0 is
-//! committed and must keep loading and running in every later host.
+//! The ABI is frozen: the 1.0.0 and 1.1.0 WIT texts are pinned, and a plugin built against
+//! 1.0.0 is committed and must keep loading and running in every later host.
 
 use std::sync::Arc;
 
@@ -19,6 +19,21 @@ fn wit_1_0_0_text_is_frozen() {
         got, WIT_1_0_0_SHA256,
         "wit/transform.wit changed. The 1.0.0 ABI is frozen: do not edit it. Add the new items in a \
          new minor version (package sluice:transform@1.1.0) in a new file, keep 1.0.0 loading, and \
+         pin the new file in its own test."
+    );
+}
+
+/// sha256 of `wit/1.1/transform.wit` as released in 1.1.0 (column plans).
+const WIT_1_1_0_SHA256: &str = "3d650dfd2ceeb7df6832b0924adc6a22d02765615cdb84e467439416c14b5251";
+
+#[test]
+fn wit_1_1_0_text_is_frozen() {
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/1.1/transform.wit")).unwrap();
+    let got = hex::encode(Sha256::digest(&text));
+    assert_eq!(
+        got, WIT_1_1_0_SHA256,
+        "wit/1.1/transform.wit changed. The 1.1.0 ABI is frozen: do not edit it. Add the new items in a \
+         new minor version (package sluice:transform@1.2.0) in a new file, keep 1.0 and 1.1 loading, and \
          pin the new file in its own test."
     );
 }

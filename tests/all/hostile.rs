@@ -439,18 +439,27 @@ fn the_output_limit_applies_to_well_behaved_plugins_too() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("orders.parquet");
     write_parquet(&input, &[orders()]);
-    sluice()
-        .args(["run", "--input"])
-        .arg(&input)
-        .args(["--plugin", art::PASSTHROUGH, "--max-output-bytes", "1000", "--output"])
-        .arg(dir.path().join("out"))
-        .assert()
-        .code(4)
-        .stderr(predicates::str::contains("`process` returned"))
-        .stderr(predicates::str::contains(
-            "over the limit of 1000 bytes per call (raise it with --max-output-bytes)",
-        ));
-    assert_no_output(&dir.path().join("out"));
+    // A whole-batch (ABI 1.0) plugin's `process` result, and a column plan's computed columns.
+    for (plugin, config, limit, call) in [
+        (art::ECHO, None, "1000", "`process` returned"),
+        (art::MASK, Some("columns=email"), "500", "`process-columns` returned"),
+    ] {
+        let out = dir.path().join(format!("out-{limit}"));
+        let mut cmd = sluice();
+        cmd.args(["run", "--input"]).arg(&input).args(["--plugin", plugin]);
+        if let Some(c) = config {
+            cmd.args(["--config", c]);
+        }
+        cmd.args(["--max-output-bytes", limit, "--output"])
+            .arg(&out)
+            .assert()
+            .code(4)
+            .stderr(predicates::str::contains(call))
+            .stderr(predicates::str::contains(format!(
+                "over the limit of {limit} bytes per call (raise it with --max-output-bytes)"
+            )));
+        assert_no_output(&out);
+    }
 }
 
 #[test]
