@@ -34,6 +34,7 @@ use arrow::datatypes::{DataType, Field, SchemaRef};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::columns::{ColumnPlan, Source};
 use crate::error::{Error, Result};
 use crate::pipeline::{Manifest, RunFacts, RunObserver, RunSpec, RunSummary};
 
@@ -460,6 +461,7 @@ impl RunObserver for Emitter {
             &stage_names,
             facts.masks,
             &self.keeps,
+            facts.plans,
             &names,
         );
         self.started = Some(Started {
@@ -578,13 +580,16 @@ fn schema_facet(schema: &SchemaRef) -> Value {
     })
 }
 
-/// Column lineage, only where the chain makes it known. The ABI declares each stage's
-/// output schema but not what a plugin does to values, so the spec's declarations decide:
-/// an output column whose name and type are those of an input column and of a column in
-/// every stage's output schema, and that every stage declares it keeps (`keeps`, `*` for
-/// all) or masks (`masks`), is `IDENTITY`, or a masking `TRANSFORMATION` when a stage masks
-/// it. Any other column (derived, renamed, retyped, or through a stage that declares
-/// nothing about it) is left out rather than guessed. `None` when no column qualifies.
+/// Column lineage, only where the chain makes it known. A whole-batch (ABI 1.0) stage
+/// declares its output schema but not what it does to values, so the spec's declarations
+/// decide; a stage with a column plan (ABI 1.1) says itself which columns it passes through
+/// unchanged. An output column whose name and type are those of an input column and of a
+/// column in every stage's output schema, and that every stage keeps (its plan passes it
+/// through, or the spec declares it in `keeps`, `*` for all) or masks (`masks`), is
+/// `IDENTITY`, or a masking `TRANSFORMATION` when a stage masks it. Any other column
+/// (derived, renamed, retyped, or through a stage that says nothing about it) is left out
+/// rather than guessed. `None` when no column qualifies.
+#[allow(clippy::too_many_arguments)]
 fn column_lineage(
     input: &SchemaRef,
     stages: &[SchemaRef],
@@ -592,6 +597,7 @@ fn column_lineage(
     stage_names: &[String],
     masks: &[Vec<String>],
     keeps: &[Vec<String>],
+    plans: &[Option<ColumnPlan>],
     inputs: &[String],
 ) -> Option<Value> {
     let same = |s: &SchemaRef, f: &Field| {
@@ -603,6 +609,15 @@ fn column_lineage(
             .get(i)
             .is_some_and(|l| l.iter().any(|c| c == name || (star && c == "*")))
     };
+    // Stage `i`'s plan passes its output column `name` through from its input unchanged.
+    let passes = |i: usize, name: &str| {
+        let (Some(Some(plan)), Some(schema)) = (plans.get(i), stages.get(i)) else {
+            return false;
+        };
+        schema
+            .index_of(name)
+            .is_ok_and(|pos| matches!(plan.output.get(pos), Some(Source::Input(_))))
+    };
     let mut fields = BTreeMap::new();
     'columns: for f in output.fields() {
         if !same(input, f) || !stages.iter().all(|s| same(s, f)) {
@@ -612,7 +627,7 @@ fn column_lineage(
         for (i, name) in stage_names.iter().enumerate() {
             if declared(masks, i, f.name(), false) {
                 masked_by.push(name.as_str());
-            } else if !declared(keeps, i, f.name(), true) {
+            } else if !declared(keeps, i, f.name(), true) && !passes(i, f.name()) {
                 continue 'columns;
             }
         }
@@ -702,6 +717,15 @@ mod tests {
     }
 
     fn lineage(stages: &[SchemaRef], masks: &[Vec<String>], keeps: &[Vec<String>]) -> Value {
+        lineage_with_plans(stages, masks, keeps, &vec![None; stages.len()])
+    }
+
+    fn lineage_with_plans(
+        stages: &[SchemaRef],
+        masks: &[Vec<String>],
+        keeps: &[Vec<String>],
+        plans: &[Option<ColumnPlan>],
+    ) -> Value {
         let input = schema(&[
             ("id", DataType::Int64),
             ("email", DataType::Utf8),
@@ -709,7 +733,7 @@ mod tests {
         ]);
         let names: Vec<String> = (0..stages.len()).map(|i| format!("p{i}")).collect();
         let output = stages.last().cloned().unwrap_or_else(|| std::sync::Arc::clone(&input));
-        column_lineage(&input, stages, &output, &names, masks, keeps, &["/in.csv".to_string()])
+        column_lineage(&input, stages, &output, &names, masks, keeps, plans, &["/in.csv".to_string()])
             .map(|v| v["fields"].clone())
             .unwrap_or(Value::Null)
     }
@@ -753,8 +777,36 @@ mod tests {
         assert!(f.get("n").is_none() && f.get("email").is_none(), "{f}");
         // keeps naming some columns only.
         let same = schema(&[("id", DataType::Int64), ("email", DataType::Utf8)]);
-        let f = lineage(&[same], &[vec![]], &[vec!["id".into()]]);
+        let f = lineage(std::slice::from_ref(&same), &[vec![]], &[vec!["id".into()]]);
         assert!(f.get("id").is_some() && f.get("email").is_none(), "{f}");
+    }
+
+    #[test]
+    fn a_column_plan_says_what_a_stage_passes_through() {
+        let same = schema(&[("id", DataType::Int64), ("email", DataType::Utf8), ("n", DataType::Int32)]);
+        // `id` and `n` pass through, `email` is computed (a mask without a spec declaration).
+        let plan = ColumnPlan {
+            reads: vec![1],
+            selects: true,
+            output: vec![Source::Input(0), Source::Computed, Source::Input(2)],
+            read_schema: schema(&[("email", DataType::Utf8)]),
+            computed_schema: schema(&[("email", DataType::Utf8)]),
+        };
+        let f = lineage_with_plans(
+            std::slice::from_ref(&same),
+            &[vec![]],
+            &[vec![]],
+            &[Some(plan.clone())],
+        );
+        assert_eq!(subtype(&f, "id"), "IDENTITY");
+        assert_eq!(subtype(&f, "n"), "IDENTITY");
+        assert!(f.get("email").is_none(), "a computed column is not identity: {f}");
+        // With the spec's mask declaration, the computed column is a masking transformation.
+        let f = lineage_with_plans(std::slice::from_ref(&same), &[vec!["email".into()]], &[vec![]], &[Some(plan)]);
+        assert_eq!(f["email"]["inputFields"][0]["transformations"][0]["masking"], true);
+        // A second stage without plan or declaration still hides everything.
+        let f = lineage_with_plans(&[same.clone(), same], &[vec![], vec![]], &[vec![], vec![]], &[None, None]);
+        assert_eq!(f, Value::Null);
     }
 
     #[test]

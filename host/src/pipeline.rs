@@ -292,6 +292,11 @@ impl Chain {
         self.stages.iter_mut().map(|t| t.checkpoint()).collect()
     }
 
+    /// Each stage's column plan (ABI 1.1), in order; `None` for a whole-batch stage.
+    pub fn column_plans(&self) -> Vec<Option<crate::columns::ColumnPlan>> {
+        self.stages.iter().map(|t| t.column_plan().cloned()).collect()
+    }
+
     /// Each stage's output schema, in order.
     pub fn stage_schemas(&self) -> Vec<SchemaRef> {
         self.stages.iter().map(|t| Arc::clone(t.output_schema())).collect()
@@ -460,6 +465,9 @@ pub struct RunFacts<'a> {
     pub plugins: &'a [LoadedPlugin],
     /// Per plugin stage, the columns the spec declares it masks.
     pub masks: &'a [Vec<String>],
+    /// Per plugin stage, its column plan (ABI 1.1), which says which columns it passes
+    /// through unchanged.
+    pub plans: &'a [Option<crate::columns::ColumnPlan>],
 }
 
 /// Told about a run's progress; lineage implements it. The run never depends on it.
@@ -680,6 +688,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
         output_schema: &out_schema,
         plugins: &plugins,
         masks: &masks,
+        plans: &chain.column_plans(),
     });
 
     // Every chunk committed (a crash before publishing, or a failed gate): nothing to

@@ -477,3 +477,34 @@ fn the_validator_rejects_broken_events_and_uses_openlineage_json_when_given() {
     assert!(ok, "{err}");
     assert!(out.contains("\"openlineage_spec\": true"), "{out}");
 }
+
+/// Without any spec declaration, a chain of plugins with column plans (ABI 1.1) still gets
+/// column lineage: every column the plans pass through is `IDENTITY`; a column a plugin
+/// computes (`revenue`, the masked e-mail) is left out, since nothing says what it is.
+#[test]
+fn column_plans_give_lineage_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/orders.csv");
+    let events_file = dir.path().join("events.ndjson");
+    sluice()
+        .args(["run", "--input"])
+        .arg(&orders)
+        .args(["--plugin", art::FILTER, "--config", "predicate=quantity < 24"])
+        .args(["--plugin", art::DERIVE, "--config", "name=revenue", "--config", "expr=unit_price * quantity"])
+        .args(["--plugin", art::MASK, "--config", "columns=customer_email"])
+        .arg("--lineage-file")
+        .arg(&events_file)
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .assert()
+        .success();
+    let ev = events(&events_file);
+    let done = ev.iter().find(|e| e["eventType"] == "COMPLETE").expect("a COMPLETE event");
+    let fields = &done["outputs"][0]["facets"]["columnLineage"]["fields"];
+    let t = |c: &str| fields[c]["inputFields"][0]["transformations"][0]["subtype"].clone();
+    assert_eq!(t("quantity"), "IDENTITY", "{fields}");
+    assert_eq!(t("unit_price"), "IDENTITY", "{fields}");
+    assert!(fields.get("revenue").is_none() && fields.get("customer_email").is_none(), "{fields}");
+    assert_eq!(fields["quantity"]["inputFields"][0]["field"], "quantity");
+    assert_valid(&events_file);
+}
