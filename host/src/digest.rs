@@ -31,10 +31,13 @@ pub fn blake3_file(path: &Path) -> Result<String> {
 pub struct DataDigest {
     schema: SchemaRef,
     columns: Vec<ColumnDigest>,
+    /// Columns [`DataDigest::update`] leaves alone: their state will be adopted from another
+    /// digest of the very same arrays ([`DataDigest::adopt`]).
+    deferred: Vec<bool>,
     rows: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct ColumnDigest {
     nulls: blake3::Hasher,
     lengths: blake3::Hasher,
@@ -47,6 +50,7 @@ impl DataDigest {
         DataDigest {
             schema: std::sync::Arc::clone(schema),
             columns: (0..schema.fields().len()).map(|_| ColumnDigest::default()).collect(),
+            deferred: vec![false; schema.fields().len()],
             rows: 0,
         }
     }
@@ -54,10 +58,33 @@ impl DataDigest {
     /// Add one batch (its schema must be the digest's).
     pub fn update(&mut self, batch: &RecordBatch) {
         let base = self.rows;
-        for (col, hasher) in batch.columns().iter().zip(&mut self.columns) {
-            hasher.update(col.as_ref(), base);
+        for ((col, hasher), deferred) in batch.columns().iter().zip(&mut self.columns).zip(&self.deferred) {
+            if !deferred {
+                hasher.update(col.as_ref(), base);
+            }
         }
         self.rows += batch.num_rows() as u64;
+    }
+
+    /// Leave column `k` out of [`DataDigest::update`] until [`DataDigest::adopt`] fills it:
+    /// for a column that is, batch for batch, the same arrays another digest hashes (a
+    /// column a plugin's plan passes through), hashing it twice would give the same state.
+    pub fn defer(&mut self, k: usize) {
+        if let Some(d) = self.deferred.get_mut(k) {
+            *d = true;
+        }
+    }
+
+    /// Take column `j`'s state from `from` as this digest's column `k`, which was deferred.
+    ///
+    /// Correct only when every batch added here so far had in column `k` the array `from`
+    /// got in column `j`, batch for batch (so the same rows at the same positions).
+    pub fn adopt(&mut self, k: usize, from: &DataDigest, j: usize) {
+        debug_assert_eq!(self.rows, from.rows, "adopting a column from a digest of other rows");
+        if let (Some(c), Some(src)) = (self.columns.get_mut(k), from.columns.get(j)) {
+            *c = src.clone();
+            self.deferred[k] = false;
+        }
     }
 
     /// Rows added so far.

@@ -265,6 +265,12 @@ impl PartWriter {
         self.sink.as_mut().expect("open sink").write(b)
     }
 
+    /// The data digest of what is written, for deferring and adopting columns that another
+    /// digest already covers.
+    pub fn digest_mut(&mut self) -> &mut DataDigest {
+        &mut self.digest
+    }
+
     /// Finish and fsync the file, rename it into place, fsync the directory.
     pub fn commit(self) -> Result<CommittedPart> {
         self.finish()?.commit()

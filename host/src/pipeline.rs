@@ -297,6 +297,30 @@ impl Chain {
         self.stages.iter().map(|t| t.column_plan().cloned()).collect()
     }
 
+    /// For each output column, the input column whose arrays it always is (`Some(j)`), when
+    /// every stage has a column plan that passes it through and no stage selects rows: then
+    /// each input batch gives exactly one output batch holding the very same arrays there
+    /// (the host shares them, see [`crate::columns::ColumnPlan::assemble`]), so the output
+    /// digest of that column equals the input digest's.
+    pub fn shared_columns(&self) -> Vec<Option<usize>> {
+        let width = self.output_schema().fields().len();
+        let mut map: Vec<Option<usize>> = (0..self.input_schema.fields().len()).map(Some).collect();
+        for t in &self.stages {
+            let Some(plan) = t.column_plan().filter(|p| !p.selects) else {
+                return vec![None; width];
+            };
+            map = plan
+                .output
+                .iter()
+                .map(|src| match *src {
+                    crate::columns::Source::Input(i) => map.get(i).copied().flatten(),
+                    crate::columns::Source::Computed => None,
+                })
+                .collect();
+        }
+        map
+    }
+
     /// Each stage's output schema, in order.
     pub fn stage_schemas(&self) -> Vec<SchemaRef> {
         self.stages.iter().map(|t| Arc::clone(t.output_schema())).collect()
@@ -1251,6 +1275,12 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
         .begin_part(job.chunk, ctx.out_schema, spec.format, &spec.writer)?;
     let fuel_before = chain.fuel();
     let mut input_digest = DataDigest::new(chain.input_schema());
+    // Columns passed through unchanged are digested once, as input (a third of a passthrough
+    // run's CPU time went to hashing the same arrays twice).
+    let shared = chain.shared_columns();
+    for (k, _) in shared.iter().enumerate().filter(|(_, j)| j.is_some()) {
+        part.digest_mut().defer(k);
+    }
     loop {
         let Ok(msg) = job.batches.recv() else { return Ok(None) };
         match msg {
@@ -1259,11 +1289,28 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
                     return Ok(None);
                 }
                 input_digest.update(&b);
-                for o in chain.process(b)? {
+                let input = cfg!(debug_assertions).then(|| b.clone());
+                let out = chain.process(b)?;
+                if let Some(input) = input {
+                    debug_assert!(
+                        shared.iter().all(Option::is_none)
+                            || (out.len() == 1
+                                && shared.iter().enumerate().all(|(k, j)| {
+                                    j.is_none_or(|j| Arc::ptr_eq(out[0].column(k), input.column(j)))
+                                })),
+                        "a shared column is not the input's array"
+                    );
+                }
+                for o in out {
                     part.write(&relabel(o, ctx)?)?;
                 }
             }
             Msg::End { input_rows, last } => {
+                for (k, j) in shared.iter().enumerate() {
+                    if let Some(j) = j {
+                        part.digest_mut().adopt(k, &input_digest, *j);
+                    }
+                }
                 // A fresh (stateless) instance ends with its chunk; a carried one at the end.
                 if last || !ctx.stateful {
                     for o in chain.finish()? {

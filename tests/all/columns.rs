@@ -162,3 +162,62 @@ fn plans_and_whole_batch_plugins_mix_in_one_chain() {
     let want_day = arrow::compute::take(b.column(5), &Int64Array::from(keep.iter().map(|&r| r as i64).collect::<Vec<_>>()), None).unwrap();
     assert_eq!(day.as_ref(), want_day.as_ref());
 }
+
+/// Columns a plan passes through are digested once, as input, and the run record's output
+/// data digest adopts their state. The result must be the digest of the output batches
+/// hashed in full, which the library API computes without that shortcut.
+#[test]
+fn output_digests_of_passed_through_columns_equal_full_digests() {
+    use sluice_host::embed::{ChainOptions, ChainRunner};
+    use sluice_host::pipeline::PluginSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.parquet");
+    write_parquet(&input, &[orders()]);
+    let read = {
+        let f = std::fs::File::open(&input).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = r.map(|b| b.unwrap()).collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    };
+    let chains: Vec<Vec<(&str, Vec<(&str, &str)>)>> = vec![
+        vec![(art::PASSTHROUGH, vec![])],
+        vec![(art::MASK, vec![("columns", "email")])],
+        vec![(art::SELECT, vec![("columns", "day, id, email")])],
+        vec![
+            (art::DERIVE, vec![("name", "total"), ("expr", "price * 2")]),
+            (art::MASK, vec![("columns", "email")]),
+        ],
+        // A selecting stage: nothing is shared, everything hashed as before.
+        vec![(art::FILTER, vec![("predicate", "id > 2")]), (art::PASSTHROUGH, vec![])],
+    ];
+    for (n, chain) in chains.iter().enumerate() {
+        let out = dir.path().join(format!("out{n}"));
+        let mut cmd = sluice();
+        cmd.args(["run", "--input"]).arg(&input);
+        for (p, config) in chain {
+            cmd.args(["--plugin", p]);
+            for (k, v) in config {
+                cmd.args(["--config", &format!("{k}={v}")]);
+            }
+        }
+        cmd.arg("--output").arg(&out).assert().success();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
+        let specs: Vec<PluginSpec> = chain
+            .iter()
+            .map(|(p, c)| PluginSpec::new(p, c.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+            .collect();
+        let opts = ChainOptions {
+            cache_dir: Some(cache_dir()),
+            ..ChainOptions::default()
+        };
+        let mut runner = ChainRunner::new(&specs, opts).unwrap();
+        let r = runner.transform(read.clone()).unwrap();
+        let chunk = &manifest["chunks"][0];
+        assert_eq!(r.input_digest, chunk["input_digest"].as_str().unwrap(), "chain {n}");
+        assert_eq!(r.data_digest, chunk["data_digest"].as_str().unwrap(), "chain {n}");
+    }
+}

@@ -85,43 +85,55 @@ fn choose_dictionaries(
 /// Whether `columns` hold more than `limit` distinct non-null values; `None` for types
 /// not sampled (they keep the configured setting).
 fn distinct_over(columns: &[&ArrayRef], limit: usize) -> Option<bool> {
-    fn bytes<'a>(limit: usize, values: impl Iterator<Item = &'a [u8]>) -> bool {
-        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(limit + 1);
+    // Only the count matters, so the hasher's seeds cannot change the choice; fixed seeds
+    // anyway, so nothing here draws randomness.
+    type Set<'a> = HashSet<&'a [u8], ahash::RandomState>;
+    let new_set = |n: usize| Set::with_capacity_and_hasher(n, ahash::RandomState::with_seeds(1, 2, 3, 4));
+    fn bytes<'a>(mut seen: Set<'a>, limit: usize, values: impl Iterator<Item = &'a [u8]>) -> bool {
         values.into_iter().any(|v| seen.insert(v) && seen.len() > limit)
     }
     let dt = columns.first()?.data_type();
     let over = match dt {
         DataType::Utf8 => bytes(
+            new_set(limit + 1),
             limit,
             columns
                 .iter()
                 .flat_map(|c| c.as_string::<i32>().iter().flatten().map(str::as_bytes)),
         ),
         DataType::LargeUtf8 => bytes(
+            new_set(limit + 1),
             limit,
             columns
                 .iter()
                 .flat_map(|c| c.as_string::<i64>().iter().flatten().map(str::as_bytes)),
         ),
         DataType::Utf8View => bytes(
+            new_set(limit + 1),
             limit,
             columns
                 .iter()
                 .flat_map(|c| c.as_string_view().iter().flatten().map(str::as_bytes)),
         ),
         DataType::Binary => bytes(
+            new_set(limit + 1),
             limit,
             columns.iter().flat_map(|c| c.as_binary::<i32>().iter().flatten()),
         ),
         DataType::LargeBinary => bytes(
+            new_set(limit + 1),
             limit,
             columns.iter().flat_map(|c| c.as_binary::<i64>().iter().flatten()),
         ),
-        DataType::BinaryView => bytes(limit, columns.iter().flat_map(|c| c.as_binary_view().iter().flatten())),
+        DataType::BinaryView => bytes(
+            new_set(limit + 1),
+            limit,
+            columns.iter().flat_map(|c| c.as_binary_view().iter().flatten()),
+        ),
         _ => {
             let width = dt.primitive_width()?;
             let datas: Vec<_> = columns.iter().map(|c| c.to_data()).collect();
-            let mut seen: HashSet<&[u8]> = HashSet::with_capacity(limit + 1);
+            let mut seen = new_set(limit + 1);
             datas.iter().any(|data| {
                 let values = &data.buffers()[0].as_slice()[data.offset() * width..(data.offset() + data.len()) * width];
                 values
