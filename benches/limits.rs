@@ -21,11 +21,13 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use sluice_host::plugin::bindings::{TransformPlugin, TransformPluginPre};
+// The 1.0 bindings: the bench calls only 1.0 functions, which 1.1 plugins export too
+// (wasmtime finds their `transform@1.1.0` export semver-compatibly).
+use sluice_host::abi::v1_0::{TransformPlugin, TransformPluginPre};
 use sluice_host::sandbox::PluginState;
 use sluice_host::{Determinism, Limits};
 use sluice_test_artifacts as art;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
+use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, OptLevel, Store};
 
 #[derive(Clone, Copy)]
@@ -76,7 +78,7 @@ impl Instance {
         let engine = engine(m);
         let mut linker: Linker<PluginState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-        TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+        sluice_host::abi::add_to_linker(&mut linker).unwrap();
         let component = Component::from_file(&engine, Path::new(wasm)).unwrap();
         let pre = TransformPluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
         let mut store = Store::new(

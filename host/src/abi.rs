@@ -129,7 +129,11 @@ pub enum Pre {
 impl Pre {
     /// Bind `pre` with the bindings of ABI `version` (`1.0.0`, `1.1.0`, ...).
     pub fn new(pre: InstancePre<PluginState>, version: &str) -> wasmtime::Result<Pre> {
-        let minor = version.split('.').nth(1).and_then(|m| m.parse::<u64>().ok()).unwrap_or(0);
+        let minor = version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u64>().ok())
+            .unwrap_or(0);
         Ok(if minor >= 1 {
             Pre::V1_1(v1_1::TransformPluginPre::new(pre)?)
         } else {
@@ -239,7 +243,12 @@ impl Bound {
 
     /// `transformer.process-columns` (1.1). Only called after `column_plan` returned a plan,
     /// which a 1.0 plugin never does.
-    pub fn process_columns(&self, store: &mut Store<PluginState>, h: ResourceAny, batch: &Vec<u8>) -> Call<RawColumnResult> {
+    pub fn process_columns(
+        &self,
+        store: &mut Store<PluginState>,
+        h: ResourceAny,
+        batch: &Vec<u8>,
+    ) -> Call<RawColumnResult> {
         match self {
             Bound::V1_0(_) => Err(wasmtime::Error::msg("`process-columns` is not in ABI 1.0")),
             Bound::V1_1(b) => Ok(b

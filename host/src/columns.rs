@@ -45,10 +45,15 @@ impl ColumnPlan {
         let width = input.fields().len();
         let reads: Vec<usize> = raw.reads.iter().map(|&r| r as usize).collect();
         if let Some(w) = reads.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(format!("`reads` must be strictly ascending, but {} comes before {}", w[0], w[1]));
+            return Err(format!(
+                "`reads` must be strictly ascending, but {} comes before {}",
+                w[0], w[1]
+            ));
         }
         if let Some(&r) = reads.iter().find(|&&r| r >= width) {
-            return Err(format!("`reads` names input column {r}, but the input has {width} columns"));
+            return Err(format!(
+                "`reads` names input column {r}, but the input has {width} columns"
+            ));
         }
         if raw.output.len() != output.fields().len() {
             return Err(format!(

@@ -16,8 +16,8 @@
 
 pub mod abi;
 pub mod cli;
-pub mod conformance;
 pub mod columns;
+pub mod conformance;
 pub mod contain;
 pub mod contract;
 pub mod digest;

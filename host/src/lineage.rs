@@ -733,9 +733,18 @@ mod tests {
         ]);
         let names: Vec<String> = (0..stages.len()).map(|i| format!("p{i}")).collect();
         let output = stages.last().cloned().unwrap_or_else(|| std::sync::Arc::clone(&input));
-        column_lineage(&input, stages, &output, &names, masks, keeps, plans, &["/in.csv".to_string()])
-            .map(|v| v["fields"].clone())
-            .unwrap_or(Value::Null)
+        column_lineage(
+            &input,
+            stages,
+            &output,
+            &names,
+            masks,
+            keeps,
+            plans,
+            &["/in.csv".to_string()],
+        )
+        .map(|v| v["fields"].clone())
+        .unwrap_or(Value::Null)
     }
 
     fn subtype(fields: &Value, col: &str) -> Value {
@@ -783,7 +792,11 @@ mod tests {
 
     #[test]
     fn a_column_plan_says_what_a_stage_passes_through() {
-        let same = schema(&[("id", DataType::Int64), ("email", DataType::Utf8), ("n", DataType::Int32)]);
+        let same = schema(&[
+            ("id", DataType::Int64),
+            ("email", DataType::Utf8),
+            ("n", DataType::Int32),
+        ]);
         // `id` and `n` pass through, `email` is computed (a mask without a spec declaration).
         let plan = ColumnPlan {
             reads: vec![1],
@@ -792,20 +805,25 @@ mod tests {
             read_schema: schema(&[("email", DataType::Utf8)]),
             computed_schema: schema(&[("email", DataType::Utf8)]),
         };
-        let f = lineage_with_plans(
-            std::slice::from_ref(&same),
-            &[vec![]],
-            &[vec![]],
-            &[Some(plan.clone())],
-        );
+        let f = lineage_with_plans(std::slice::from_ref(&same), &[vec![]], &[vec![]], &[Some(plan.clone())]);
         assert_eq!(subtype(&f, "id"), "IDENTITY");
         assert_eq!(subtype(&f, "n"), "IDENTITY");
         assert!(f.get("email").is_none(), "a computed column is not identity: {f}");
         // With the spec's mask declaration, the computed column is a masking transformation.
-        let f = lineage_with_plans(std::slice::from_ref(&same), &[vec!["email".into()]], &[vec![]], &[Some(plan)]);
+        let f = lineage_with_plans(
+            std::slice::from_ref(&same),
+            &[vec!["email".into()]],
+            &[vec![]],
+            &[Some(plan)],
+        );
         assert_eq!(f["email"]["inputFields"][0]["transformations"][0]["masking"], true);
         // A second stage without plan or declaration still hides everything.
-        let f = lineage_with_plans(&[same.clone(), same], &[vec![], vec![]], &[vec![], vec![]], &[None, None]);
+        let f = lineage_with_plans(
+            &[std::sync::Arc::clone(&same), same],
+            &[vec![], vec![]],
+            &[vec![], vec![]],
+            &[None, None],
+        );
         assert_eq!(f, Value::Null);
     }
 

@@ -396,7 +396,9 @@ impl Transformer {
             }
             vec![]
         } else {
-            let batches = contained(&self.name, what, || ipc::decode_stream(out.computed, &plan.computed_schema))?;
+            let batches = contained(&self.name, what, || {
+                ipc::decode_stream(out.computed, &plan.computed_schema)
+            })?;
             let [computed] = <[RecordBatch; 1]>::try_from(batches).map_err(|b| {
                 broke(format!(
                     "returned {} batches of computed columns; it must return exactly one",

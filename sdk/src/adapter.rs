@@ -115,11 +115,10 @@ impl<T: Transform> wit::GuestTransformer for Instance<T> {
     }
 
     fn process_columns(&self, batch: wit::Ipc) -> Result<wit::ColumnResult, wit::Error> {
-        self.with(|s| s.process_columns(batch))
-            .map(|r| wit::ColumnResult {
-                selection: r.selection,
-                computed: r.computed,
-            })
+        self.with(|s| s.process_columns(batch)).map(|r| wit::ColumnResult {
+            selection: r.selection,
+            computed: r.computed,
+        })
     }
 }
 

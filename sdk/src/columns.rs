@@ -106,10 +106,16 @@ impl ColumnPlan {
     pub fn check(&self, input: &Schema, output: &Schema) -> Result<(SchemaRef, SchemaRef), Error> {
         let bad = |m: String| Err(Error::Internal(format!("the column plan is inconsistent: {m}")));
         if let Some(w) = self.reads.windows(2).find(|w| w[0] >= w[1]) {
-            return bad(format!("`reads` must be strictly ascending, found {} before {}", w[0], w[1]));
+            return bad(format!(
+                "`reads` must be strictly ascending, found {} before {}",
+                w[0], w[1]
+            ));
         }
         if let Some(&r) = self.reads.iter().find(|&&r| r >= input.fields().len()) {
-            return bad(format!("reads column {r}, but the input has {} columns", input.fields().len()));
+            return bad(format!(
+                "reads column {r}, but the input has {} columns",
+                input.fields().len()
+            ));
         }
         if self.output.len() != output.fields().len() {
             return bad(format!(
@@ -260,7 +266,12 @@ impl ColumnOutput {
 ///
 /// # Errors
 /// [`Error::Internal`] if the columns do not fit `output` (nullability, say).
-pub fn assemble(plan: &ColumnPlan, output: &SchemaRef, batch: &RecordBatch, out: Checked) -> Result<RecordBatch, Error> {
+pub fn assemble(
+    plan: &ColumnPlan,
+    output: &SchemaRef,
+    batch: &RecordBatch,
+    out: Checked,
+) -> Result<RecordBatch, Error> {
     let filter = out
         .selection
         .filter(|s| s.count_set_bits() != s.len())
@@ -290,14 +301,12 @@ pub fn assemble(plan: &ColumnPlan, output: &SchemaRef, batch: &RecordBatch, out:
 /// What `process_columns` returns, or [`Error::Internal`] if there is no plan or the result
 /// breaks it.
 pub fn process_with_plan<T: Transform>(t: &mut T, batch: RecordBatch) -> Result<Vec<RecordBatch>, Error> {
-    let plan = t.column_plan().ok_or_else(|| {
-        Error::Internal("the transform implements neither `process` nor a column plan".into())
-    })?;
+    let plan = t
+        .column_plan()
+        .ok_or_else(|| Error::Internal("the transform implements neither `process` nor a column plan".into()))?;
     let output = t.output_schema();
     let (_, computed) = plan.check(batch.schema_ref(), &output)?;
-    let read = batch
-        .project(&plan.reads)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let read = batch.project(&plan.reads).map_err(|e| Error::Internal(e.to_string()))?;
     let cols = Columns::new(batch.num_columns(), &plan.reads, &read);
     let out = t.process_columns(&cols)?.check(&plan, batch.num_rows(), &computed)?;
     // A selection that keeps no row gives no batch, as the host does.

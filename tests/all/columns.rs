@@ -27,7 +27,12 @@ fn sdk_plugins_are_built_against_1_1_and_declare_what_they_read() {
     let plan = t.column_plan().expect("filter declares a plan");
     assert_eq!(plan.reads, vec![1, 3], "qty and discount only");
     assert!(plan.selects);
-    let t = open(art::DERIVE, &[("name", "total"), ("expr", "price * (1 - discount)")], &b).unwrap();
+    let t = open(
+        art::DERIVE,
+        &[("name", "total"), ("expr", "price * (1 - discount)")],
+        &b,
+    )
+    .unwrap();
     assert_eq!(t.column_plan().unwrap().reads, vec![2, 3]);
     let t = open(art::MASK, &[("columns", "email")], &b).unwrap();
     assert_eq!(t.column_plan().unwrap().reads, vec![4]);
@@ -48,16 +53,26 @@ fn the_host_builds_the_output_from_selection_pass_through_and_computed_columns()
     assert_eq!(got.len(), 2);
     let n = b.num_rows();
     for (call, out) in got.iter().enumerate() {
-        let even = arrow::array::BooleanArray::from(
-            (0..n).map(|r| (call * n + r) % 2 == 0).collect::<Vec<_>>(),
-        );
+        let even =
+            arrow::array::BooleanArray::from((0..n).map(|r| (call * n + r).is_multiple_of(2)).collect::<Vec<_>>());
         let want = filter_record_batch(&b, &even).unwrap();
         assert_eq!(out.num_columns(), b.num_columns() + 1);
         for c in 0..b.num_columns() {
-            assert_eq!(out.column(c).as_ref(), want.column(c).as_ref(), "column {c}, call {call}");
+            assert_eq!(
+                out.column(c).as_ref(),
+                want.column(c).as_ref(),
+                "column {c}, call {call}"
+            );
         }
-        let numbers: Vec<i64> = out.column(b.num_columns()).as_primitive::<Int64Type>().values().to_vec();
-        let expected: Vec<i64> = (0..n as i64).map(|r| call as i64 * n as i64 + r).filter(|r| r % 2 == 0).collect();
+        let numbers: Vec<i64> = out
+            .column(b.num_columns())
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        let expected: Vec<i64> = (0..n as i64)
+            .map(|r| call as i64 * n as i64 + r)
+            .filter(|r| r % 2 == 0)
+            .collect();
         assert_eq!(numbers, expected);
         assert_eq!(out.schema().field(b.num_columns()).name(), "n");
     }
@@ -68,14 +83,28 @@ fn a_plan_that_does_not_fit_the_schemas_is_refused_at_open() {
     let b = orders();
     for (mode, says) in [
         ("unsorted-reads", "strictly ascending, but 1 comes before 0"),
-        ("read-out-of-range", "names input column 11, but the input has 6 columns"),
-        ("wrong-field", "output column 0 `id: Int64` is said to be input column 1, which is `qty: Float64`"),
-        ("short-output", "it describes 6 output columns, but the output schema has 7"),
+        (
+            "read-out-of-range",
+            "names input column 11, but the input has 6 columns",
+        ),
+        (
+            "wrong-field",
+            "output column 0 `id: Int64` is said to be input column 1, which is `qty: Float64`",
+        ),
+        (
+            "short-output",
+            "it describes 6 output columns, but the output schema has 7",
+        ),
     ] {
-        let e = open(art::BAD_PLAN, &[("mode", mode)], &b).err().unwrap_or_else(|| panic!("{mode} was accepted"));
+        let e = open(art::BAD_PLAN, &[("mode", mode)], &b)
+            .err()
+            .unwrap_or_else(|| panic!("{mode} was accepted"));
         assert_eq!(e.exit_code(), ExitCode::Plugin, "{mode}");
         let msg = e.to_string();
-        assert!(msg.contains("plugin `bad-plan`") && msg.contains("`column-plan` does not fit"), "{mode}: {msg}");
+        assert!(
+            msg.contains("plugin `bad-plan`") && msg.contains("`column-plan` does not fit"),
+            "{mode}: {msg}"
+        );
         assert!(msg.contains(says), "{mode}: {msg}");
     }
 }
@@ -84,21 +113,36 @@ fn a_plan_that_does_not_fit_the_schemas_is_refused_at_open() {
 fn a_result_that_breaks_the_plan_is_a_plugin_error() {
     let b = orders();
     for (mode, says) in [
-        ("short-selection", "returned a selection of 3 bytes for 10 rows; it must have ceil(10 / 8) = 2"),
-        ("missing-selection", "returned no selection, but its column plan selects rows"),
+        (
+            "short-selection",
+            "returned a selection of 3 bytes for 10 rows; it must have ceil(10 / 8) = 2",
+        ),
+        (
+            "missing-selection",
+            "returned no selection, but its column plan selects rows",
+        ),
         ("computed-rows", "returned 6 rows of computed columns for 5 kept rows"),
         ("computed-garbage", "breaks the ABI contract"),
         ("computed-type", "column `n` should be `n: Int64`, got `n: Utf8`"),
-        ("two-batches", "returned 2 batches of computed columns; it must return exactly one"),
+        (
+            "two-batches",
+            "returned 2 batches of computed columns; it must return exactly one",
+        ),
     ] {
         let mut t = open(art::BAD_PLAN, &[("mode", mode)], &b).unwrap();
         let e = t.process(&b).err().unwrap_or_else(|| panic!("{mode} was accepted"));
         assert_eq!(e.exit_code(), ExitCode::Plugin, "{mode}");
         let msg = e.to_string();
-        assert!(msg.contains("plugin `bad-plan`") && msg.contains("`process-columns`"), "{mode}: {msg}");
+        assert!(
+            msg.contains("plugin `bad-plan`") && msg.contains("`process-columns`"),
+            "{mode}: {msg}"
+        );
         assert!(msg.contains(says), "{mode}: {msg}");
         // The instance is not used again after breaking its contract.
-        assert!(t.process(&b).unwrap_err().to_string().contains("failed earlier"), "{mode}");
+        assert!(
+            t.process(&b).unwrap_err().to_string().contains("failed earlier"),
+            "{mode}"
+        );
     }
 }
 
@@ -118,7 +162,9 @@ fn a_broken_plan_in_a_run_exits_4_and_publishes_nothing() {
         .stderr(predicates::str::contains("`process-columns` broke its column plan"));
     assert_eq!(summary(&a.get_output().stdout)["exit_code"], 4);
     assert!(!out.join("_SUCCESS").exists());
-    let parts: Vec<_> = std::fs::read_dir(out.join("data")).map(|d| d.collect()).unwrap_or_default();
+    let parts: Vec<_> = std::fs::read_dir(out.join("data"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
     assert!(parts.is_empty(), "nothing published: {parts:?}");
 }
 
@@ -129,7 +175,7 @@ fn plans_and_whole_batch_plugins_mix_in_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("orders.parquet");
     let b = orders();
-    write_parquet(&input, &[b.clone()]);
+    write_parquet(&input, std::slice::from_ref(&b));
     let out = dir.path().join("out");
     sluice()
         .args(["run", "--input"])
@@ -138,7 +184,14 @@ fn plans_and_whole_batch_plugins_mix_in_one_chain() {
         .args(["--plugin", art::FILTER, "--config", "predicate=id >= 3"])
         .args(["--plugin", art::MASK, "--config", "columns=email"])
         .args(["--plugin", art::SELECT, "--config", "columns=email, id as key, day"])
-        .args(["--plugin", art::DERIVE, "--config", "name=twice", "--config", "expr=key * 2"])
+        .args([
+            "--plugin",
+            art::DERIVE,
+            "--config",
+            "name=twice",
+            "--config",
+            "expr=key * 2",
+        ])
         .arg("--output")
         .arg(&out)
         .assert()
@@ -159,7 +212,12 @@ fn plans_and_whole_batch_plugins_mix_in_one_chain() {
         assert_eq!(masked.is_null(i), emails.is_null(r), "row {r}");
     }
     let day = got.column(2);
-    let want_day = arrow::compute::take(b.column(5), &Int64Array::from(keep.iter().map(|&r| r as i64).collect::<Vec<_>>()), None).unwrap();
+    let want_day = arrow::compute::take(
+        b.column(5),
+        &Int64Array::from(keep.iter().map(|&r| r as i64).collect::<Vec<_>>()),
+        None,
+    )
+    .unwrap();
     assert_eq!(day.as_ref(), want_day.as_ref());
 }
 
@@ -182,7 +240,8 @@ fn output_digests_of_passed_through_columns_equal_full_digests() {
         let batches: Vec<_> = r.map(|b| b.unwrap()).collect();
         arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
     };
-    let chains: Vec<Vec<(&str, Vec<(&str, &str)>)>> = vec![
+    type Stage<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+    let chains: Vec<Vec<Stage>> = vec![
         vec![(art::PASSTHROUGH, vec![])],
         vec![(art::MASK, vec![("columns", "email")])],
         vec![(art::SELECT, vec![("columns", "day, id, email")])],

@@ -490,7 +490,14 @@ fn column_plans_give_lineage_from_the_command_line() {
         .args(["run", "--input"])
         .arg(&orders)
         .args(["--plugin", art::FILTER, "--config", "predicate=quantity < 24"])
-        .args(["--plugin", art::DERIVE, "--config", "name=revenue", "--config", "expr=unit_price * quantity"])
+        .args([
+            "--plugin",
+            art::DERIVE,
+            "--config",
+            "name=revenue",
+            "--config",
+            "expr=unit_price * quantity",
+        ])
         .args(["--plugin", art::MASK, "--config", "columns=customer_email"])
         .arg("--lineage-file")
         .arg(&events_file)
@@ -499,12 +506,18 @@ fn column_plans_give_lineage_from_the_command_line() {
         .assert()
         .success();
     let ev = events(&events_file);
-    let done = ev.iter().find(|e| e["eventType"] == "COMPLETE").expect("a COMPLETE event");
+    let done = ev
+        .iter()
+        .find(|e| e["eventType"] == "COMPLETE")
+        .expect("a COMPLETE event");
     let fields = &done["outputs"][0]["facets"]["columnLineage"]["fields"];
     let t = |c: &str| fields[c]["inputFields"][0]["transformations"][0]["subtype"].clone();
     assert_eq!(t("quantity"), "IDENTITY", "{fields}");
     assert_eq!(t("unit_price"), "IDENTITY", "{fields}");
-    assert!(fields.get("revenue").is_none() && fields.get("customer_email").is_none(), "{fields}");
+    assert!(
+        fields.get("revenue").is_none() && fields.get("customer_email").is_none(),
+        "{fields}"
+    );
     assert_eq!(fields["quantity"]["inputFields"][0]["field"], "quantity");
     assert_valid(&events_file);
 }

@@ -96,7 +96,9 @@ impl GuestTransformer for Open {
     }
 
     fn process(&self, _batch: Ipc) -> Result<Ipc, Error> {
-        Err(Error::Internal("a plugin with a column plan gets `process-columns`, not `process`".into()))
+        Err(Error::Internal(
+            "a plugin with a column plan gets `process-columns`, not `process`".into(),
+        ))
     }
 
     fn finish(&self) -> Result<Ipc, Error> {
@@ -170,7 +172,9 @@ impl GuestTransformer for Open {
             "computed-garbage" => b"not arrow".to_vec(),
             "computed-type" => {
                 let s = Schema::new(vec![Field::new("n", DataType::Utf8, true)]);
-                let col: ArrayRef = Arc::new(StringArray::from(kept.iter().map(|n| n.to_string()).collect::<Vec<_>>()));
+                let col: ArrayRef = Arc::new(StringArray::from(
+                    kept.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                ));
                 let b = RecordBatch::try_new(Arc::new(s.clone()), vec![col]).map_err(internal)?;
                 stream(&s, &[b])?
             }
@@ -181,7 +185,10 @@ impl GuestTransformer for Open {
             }
             _ => computed(kept)?,
         };
-        Ok(ColumnResult { selection, computed: out })
+        Ok(ColumnResult {
+            selection,
+            computed: out,
+        })
     }
 }
 
