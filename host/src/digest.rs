@@ -204,11 +204,11 @@ impl ColumnDigest {
             ),
             DataType::Utf8View => {
                 let a = array.as_string_view();
-                self.each(len, |i| (a.is_valid(i)).then(|| a.value(i).as_bytes()));
+                self.views(a.views(), a.data_buffers(), a.nulls());
             }
             DataType::BinaryView => {
                 let a = array.as_binary_view();
-                self.each(len, |i| (a.is_valid(i)).then(|| a.value(i)));
+                self.views(a.views(), a.data_buffers(), a.nulls());
             }
             DataType::Null => {}
             _ => {
@@ -259,6 +259,42 @@ impl ColumnDigest {
                 }
             }
         }
+    }
+
+    /// What [`ColumnDigest::each`] hashes for a view array, read straight from its views:
+    /// a string of 12 bytes or fewer is inside its view. Per-value `value(i)` calls were
+    /// most of the input digest's own time on TPC-H (three view columns of 16).
+    fn views(&mut self, views: &[u128], buffers: &[arrow::buffer::Buffer], nulls: Option<&arrow::buffer::NullBuffer>) {
+        let mut lengths = Vec::with_capacity(views.len() * 8);
+        let mut buf = Vec::with_capacity(64 * 1024 + 64);
+        for (i, &v) in views.iter().enumerate() {
+            let len = if nulls.is_none_or(|n| n.is_valid(i)) {
+                v as u32 as usize
+            } else {
+                0
+            };
+            lengths.extend_from_slice(&(len as u64).to_le_bytes());
+            if len == 0 {
+                continue;
+            }
+            if len <= 12 {
+                buf.extend_from_slice(&v.to_le_bytes()[4..4 + len]);
+            } else {
+                let (index, offset) = ((v >> 64) as u32 as usize, (v >> 96) as u32 as usize);
+                // Validated arrays never miss; an invalid one hashes as empty, never panics.
+                let bytes = buffers
+                    .get(index)
+                    .and_then(|b| b.as_slice().get(offset..offset + len))
+                    .unwrap_or(&[]);
+                buf.extend_from_slice(bytes);
+            }
+            if buf.len() >= 64 * 1024 {
+                self.values.update(&buf);
+                buf.clear();
+            }
+        }
+        self.values.update(&buf);
+        self.lengths.update(&lengths);
     }
 
     fn each<'a>(&mut self, len: usize, value: impl Fn(usize) -> Option<&'a [u8]>) {
