@@ -272,9 +272,10 @@ pub fn assemble(
     batch: &RecordBatch,
     out: Checked,
 ) -> Result<RecordBatch, Error> {
+    // Keeping every row needs no kernel: the columns are shared as they are.
     let filter = out
         .selection
-        .filter(|s| s.count_set_bits() != s.len())
+        .filter(|s| out.kept != s.len())
         .map(|s| FilterBuilder::new(&BooleanArray::new(s, None)).optimize().build());
     let mut computed = out.computed.into_iter();
     let mut columns = Vec::with_capacity(plan.output.len());

@@ -161,11 +161,7 @@ fn a_broken_plan_in_a_run_exits_4_and_publishes_nothing() {
         .code(4)
         .stderr(predicates::str::contains("`process-columns` broke its column plan"));
     assert_eq!(summary(&a.get_output().stdout)["exit_code"], 4);
-    assert!(!out.join("_SUCCESS").exists());
-    let parts: Vec<_> = std::fs::read_dir(out.join("data"))
-        .map(|d| d.collect())
-        .unwrap_or_default();
-    assert!(parts.is_empty(), "nothing published: {parts:?}");
+    assert_no_output(&out);
 }
 
 /// A 1.0 plugin and 1.1 plugins with plans in one chain, through the CLI: the rows are the
@@ -231,15 +227,7 @@ fn output_digests_of_passed_through_columns_equal_full_digests() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("orders.parquet");
     write_parquet(&input, &[orders()]);
-    let read = {
-        let f = std::fs::File::open(&input).unwrap();
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<_> = r.map(|b| b.unwrap()).collect();
-        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-    };
+    let read = read_parquet(&input);
     type Stage<'a> = (&'a str, Vec<(&'a str, &'a str)>);
     let chains: Vec<Vec<Stage>> = vec![
         vec![(art::PASSTHROUGH, vec![])],

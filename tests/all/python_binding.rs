@@ -239,13 +239,3 @@ fn the_library_api_gives_the_clis_chunk_digests() {
     assert_eq!(e.exit_code() as u8, 2, "{e}");
     assert!(ChainRunner::new(&[], ChainOptions::default()).is_err());
 }
-
-fn read_parquet(path: &Path) -> arrow::array::RecordBatch {
-    let f = std::fs::File::open(path).unwrap();
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<_> = r.map(|b| b.unwrap()).collect();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-}

@@ -117,6 +117,26 @@ pub fn output_batch(out: &Path) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
 
+/// Nothing was published under `out`: no `_SUCCESS`, no part file (not even a temporary one).
+pub fn assert_no_output(out: &Path) {
+    assert!(!out.join("_SUCCESS").exists(), "nothing is published");
+    let parts: Vec<PathBuf> = std::fs::read_dir(out.join("data"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(parts.is_empty(), "no part file, not even a temporary one: {parts:?}");
+}
+
+/// A Parquet file read with the reader's defaults, as one batch.
+pub fn read_parquet(path: &Path) -> RecordBatch {
+    let f = std::fs::File::open(path).unwrap();
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = r.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
 /// The last line of stdout parsed as the JSON summary.
 pub fn summary(stdout: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stdout);
