@@ -1,7 +1,5 @@
 //! Arrow IPC file output (`FileWriter`), optionally with compressed buffers.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -10,11 +8,11 @@ use arrow::error::ArrowError;
 use arrow::ipc::CompressionType;
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 
-use super::{BatchSink, Codec, SinkStats, conform, sync_and_measure};
+use super::{BatchSink, Codec, HashedFile, SinkStats, conform, sync_and_measure};
 use crate::error::{Error, Result};
 
 /// Create an Arrow IPC file sink; `codec` is already validated for IPC.
-pub(super) fn create(file: File, path: &Path, schema: SchemaRef, codec: Codec) -> Result<Box<dyn BatchSink>> {
+pub(super) fn create(file: HashedFile, path: &Path, schema: SchemaRef, codec: Codec) -> Result<Box<dyn BatchSink>> {
     let usage = |e: ArrowError| Error::usage(format!("invalid IPC options for `{}`: {e}", path.display()));
     let (kind, level) = match codec {
         Codec::Zstd(level) => (Some(CompressionType::ZSTD), Some(level)),
@@ -25,8 +23,7 @@ pub(super) fn create(file: File, path: &Path, schema: SchemaRef, codec: Codec) -
         .try_with_compression(kind)
         .and_then(|o| o.try_with_compression_level(level))
         .map_err(usage)?;
-    let writer =
-        FileWriter::try_new_with_options(BufWriter::new(file), &schema, options).map_err(|e| write_error(path, e))?;
+    let writer = FileWriter::try_new_with_options(file, &schema, options).map_err(|e| write_error(path, e))?;
     Ok(Box::new(IpcSink {
         writer,
         schema,
@@ -48,7 +45,7 @@ fn write_error(path: &Path, e: ArrowError) -> Error {
 
 /// Writes batches into one Arrow IPC file.
 struct IpcSink {
-    writer: FileWriter<BufWriter<File>>,
+    writer: FileWriter<HashedFile>,
     schema: SchemaRef,
     path: PathBuf,
     rows: u64,
@@ -64,12 +61,8 @@ impl BatchSink for IpcSink {
 
     fn finish(self: Box<Self>) -> Result<SinkStats> {
         let IpcSink { writer, path, rows, .. } = *self;
-        // `into_inner` writes the footer and flushes; the `BufWriter` flushes on unwrap.
-        let buffered = writer.into_inner().map_err(|e| write_error(&path, e))?;
-        let file = buffered
-            .into_inner()
-            .map_err(|e| Error::io("write", &path, e.into_error()))?;
-        let bytes = sync_and_measure(&file, &path)?;
-        Ok(SinkStats { rows, bytes })
+        // `into_inner` writes the footer and flushes the IPC writer's own buffer.
+        let file = writer.into_inner().map_err(|e| write_error(&path, e))?;
+        sync_and_measure(file, &path, rows)
     }
 }

@@ -84,12 +84,14 @@ impl Default for WriterOptions {
 }
 
 /// What a finished sink wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinkStats {
     /// Rows written.
     pub rows: u64,
     /// Size of the finished file in bytes.
     pub bytes: u64,
+    /// `blake3:<hex>` of the file's bytes, hashed as they were written.
+    pub digest: String,
 }
 
 /// A writer of record batches into one output file.
@@ -132,9 +134,9 @@ pub fn create_sink(
             if opts.row_group_rows == 0 {
                 return Err(Error::usage("the row group size must be at least 1 row, got `0`"));
             }
-            parquet::create(file, path_for_messages, schema, codec, opts)
+            parquet::create(hashed(file), path_for_messages, schema, codec, opts)
         }
-        OutputFormat::Ipc => ipc::create(file, path_for_messages, schema, codec),
+        OutputFormat::Ipc => ipc::create(hashed(file), path_for_messages, schema, codec),
     }
 }
 
@@ -249,10 +251,55 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch, path: &Path) -> Result<Recor
         .map_err(|e| mismatch(e.to_string()))
 }
 
-/// Make a finished file durable and return its size.
-fn sync_and_measure(file: &File, path: &Path) -> Result<u64> {
-    file.sync_all().map_err(|e| Error::io("sync", path, e))?;
-    Ok(file.metadata().map_err(|e| Error::io("stat", path, e))?.len())
+/// The file a sink writes: buffered in 1 MiB blocks, each hashed (BLAKE3) on its way to
+/// the file, so the file digest of a part costs no second read of it at commit.
+///
+/// Every sink writes its file front to back and never seeks, so the bytes hashed are the
+/// file's bytes (checked against a re-read by the sink tests).
+type HashedFile = std::io::BufWriter<Hashing>;
+
+/// The unbuffered half of [`HashedFile`].
+struct Hashing {
+    file: File,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn hashed(file: File) -> HashedFile {
+    std::io::BufWriter::with_capacity(
+        1 << 20,
+        Hashing {
+            file,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        },
+    )
+}
+
+/// Flush a finished file, make it durable, and report its size and digest.
+fn sync_and_measure(file: HashedFile, path: &Path, rows: u64) -> Result<SinkStats> {
+    let hashing = file
+        .into_inner()
+        .map_err(|e| Error::io("write", path, e.into_error()))?;
+    hashing.file.sync_all().map_err(|e| Error::io("sync", path, e))?;
+    Ok(SinkStats {
+        rows,
+        bytes: hashing.bytes,
+        digest: format!("blake3:{}", hashing.hasher.finalize().to_hex()),
+    })
 }
 
 #[cfg(test)]

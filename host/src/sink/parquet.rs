@@ -1,7 +1,6 @@
 //! Parquet output through `ArrowWriter`, with the Arrow schema stored in the footer.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ::parquet::arrow::ArrowWriter;
@@ -12,12 +11,12 @@ use ::parquet::schema::types::ColumnPath;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{BatchSink, Codec, SinkStats, WriterOptions, conform, sync_and_measure};
+use super::{BatchSink, Codec, HashedFile, SinkStats, WriterOptions, conform, sync_and_measure};
 use crate::error::{Error, Result};
 
 /// Create a Parquet sink; `codec` is already validated for Parquet.
 pub(super) fn create(
-    file: File,
+    file: HashedFile,
     path: &Path,
     schema: SchemaRef,
     codec: Codec,
@@ -176,8 +175,8 @@ fn io_error(e: ParquetError) -> std::result::Result<std::io::Error, ParquetError
 /// Writes batches into one Parquet file.
 struct ParquetSink {
     /// Created once `sample_rows` rows (or the end) have been seen.
-    writer: Option<ArrowWriter<File>>,
-    file: Option<File>,
+    writer: Option<ArrowWriter<HashedFile>>,
+    file: Option<HashedFile>,
     props: Option<WriterPropertiesBuilder>,
     /// Batches held back until the writer exists.
     buffered: Vec<RecordBatch>,
@@ -248,7 +247,6 @@ impl BatchSink for ParquetSink {
             Ok(io) => Error::io("write", &path, io),
             Err(e) => Error::input(format!("failed to finish Parquet output `{}`: {e}", path.display())),
         })?;
-        let bytes = sync_and_measure(&file, &path)?;
-        Ok(SinkStats { rows, bytes })
+        sync_and_measure(file, &path, rows)
     }
 }

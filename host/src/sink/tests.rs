@@ -69,7 +69,8 @@ fn parquet_round_trip_reports_rows_and_size() {
         stats,
         SinkStats {
             rows: 150,
-            bytes: fs::metadata(&path).unwrap().len()
+            bytes: fs::metadata(&path).unwrap().len(),
+            digest: crate::digest::blake3_file(&path).unwrap(),
         }
     );
     let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
@@ -94,7 +95,8 @@ fn ipc_round_trip_with_each_codec() {
             stats,
             SinkStats {
                 rows: 130,
-                bytes: fs::metadata(&path).unwrap().len()
+                bytes: fs::metadata(&path).unwrap().len(),
+                digest: crate::digest::blake3_file(&path).unwrap(),
             }
         );
         let reader = FileReader::try_new(fs::File::open(&path).unwrap(), None).unwrap();
@@ -325,4 +327,29 @@ fn format_names_parse_and_display() {
         e.to_string().contains("`csv`") && e.to_string().contains("`parquet`"),
         "{e}"
     );
+}
+
+/// The digest a sink reports is hashed as it writes; it must be the digest of the file's
+/// bytes, also when the file is many times the 1 MiB write buffer (block flushes, writes
+/// larger than the buffer that go straight through).
+#[test]
+fn reported_digest_is_the_file_digest_for_files_larger_than_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches: Vec<_> = (0..6).map(|k| batch(k * 60_000, (k + 1) * 60_000)).collect();
+    for (format, codec) in [
+        (OutputFormat::Parquet, "none"),
+        (OutputFormat::Parquet, "snappy"),
+        (OutputFormat::Ipc, "none"),
+    ] {
+        let path = dir.path().join(format!("big-{codec}.{}", format.extension()));
+        let stats = write(&path, format, &opts(codec), &batches);
+        let len = fs::metadata(&path).unwrap().len();
+        assert!(len > 3 << 20, "{format} {codec}: only {len} bytes, not several buffers");
+        assert_eq!(stats.bytes, len, "{format} {codec}");
+        assert_eq!(
+            stats.digest,
+            crate::digest::blake3_file(&path).unwrap(),
+            "{format} {codec}"
+        );
+    }
 }
