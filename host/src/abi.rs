@@ -112,10 +112,12 @@ macro_rules! conversions {
 }
 conversions!(v1_0, v1_1);
 
-/// Define the `host` interface of every supported version in `linker`.
+/// Define the `host` interface of every supported version, and the host kernels
+/// (`sluice:kernels`), in `linker`.
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     v1_0::TransformPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
-    v1_1::TransformPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)
+    v1_1::TransformPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
+    crate::kernels::add_to_linker(linker)
 }
 
 /// A linked plugin, ready to instantiate, with the bindings of the version it exports.

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fault;
 pub mod ipc;
 pub mod journal;
+pub mod kernels;
 pub mod lineage;
 pub mod outdir;
 pub mod pipeline;

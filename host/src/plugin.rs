@@ -87,7 +87,8 @@ impl Plugin {
             Error::plugin(
                 file_name(path),
                 format!(
-                    "cannot be linked: {e:#}; plugins may import only WASI 0.2 and `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x`"
+                    "cannot be linked: {e:#}; plugins may import only WASI 0.2, `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x` and `{}`",
+                    crate::kernels::HASH_INTERFACE
                 ),
             )
         })?;
@@ -644,13 +645,16 @@ fn check_abi(rt: &Runtime, path: &Path, component: &Component) -> Result<AbiFact
         )));
     }
     for name in &imports {
-        let ok = name.starts_with("wasi:") || name.starts_with(HOST_IMPORT_PREFIX);
+        let ok = name.starts_with("wasi:")
+            || name.starts_with(HOST_IMPORT_PREFIX)
+            || name.starts_with(crate::kernels::IMPORT_PREFIX);
         if !ok {
             // The plugin's own doing, like a trap: fix or roll back the plugin (exit 4).
             return Err(Error::plugin(
                 file_name(path),
                 format!(
-                    "imports `{name}`, which sluice does not provide; refused at load. Plugins may import only WASI and `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x`: rebuild it without that import"
+                    "imports `{name}`, which sluice does not provide; refused at load. Plugins may import only WASI, `{HOST_IMPORT_PREFIX}{ABI_MAJOR}.x` and `{}`: rebuild it without that import",
+                    crate::kernels::HASH_INTERFACE
                 ),
             ));
         }

@@ -17,16 +17,25 @@ pub mod error;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod ipc;
+pub mod kernels;
 pub mod log;
 pub mod session;
 pub mod transform;
 
-/// Bindings generated from `wit/1.1/transform.wit` (world `transform-plugin`, ABI 1.1.0).
+/// Bindings generated from `wit/1.1/transform.wit` (world `transform-plugin`, ABI 1.1.0)
+/// plus the host kernels of `wit/kernels/kernels.wit` (`sluice:kernels@1.0.0`), which a
+/// component imports only if the plugin calls them.
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/1.1",
-        world: "transform-plugin",
+        path: ["../wit/1.1", "../wit/kernels"],
+        inline: "package sluice:sdk;
+            world plugin {
+                include sluice:transform/transform-plugin@1.1.0;
+                import sluice:kernels/hash@1.0.0;
+            }",
+        world: "sluice:sdk/plugin",
+        generate_all,
         pub_export_macro: true,
         default_bindings_module: "sluice_sdk::bindings",
     });

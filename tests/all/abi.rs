@@ -1,4 +1,4 @@
-//! The ABI is frozen: the 1.0.0 and 1.1.0 WIT texts are pinned, and a plugin built against
+//! The ABI is frozen: the 1.0.0 and 1.1.0 WIT texts (and sluice:kernels 1.0.0) are pinned, and a plugin built against
 //! 1.0.0 is committed and must keep loading and running in every later host.
 
 use std::sync::Arc;
@@ -63,4 +63,19 @@ fn freshly_built_echo_matches_the_fixture_behaviour() {
         let mut t = p.open(&[], &b.schema(), None, &Default::default()).unwrap();
         assert_eq!(t.process(&b).unwrap(), vec![b.clone()], "{path}");
     }
+}
+
+/// sha256 of `wit/kernels/kernels.wit` as released in sluice:kernels 1.0.0.
+const KERNELS_1_0_0_SHA256: &str = "51294379501d5aae11023f474c04a525ed0524fc6199c2734ddfb29f3ed8d951";
+
+#[test]
+fn kernels_1_0_0_text_is_frozen() {
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/kernels/kernels.wit")).unwrap();
+    let got = hex::encode(Sha256::digest(&text));
+    assert_eq!(
+        got, KERNELS_1_0_0_SHA256,
+        "wit/kernels/kernels.wit changed. sluice:kernels 1.0.0 is frozen: do not edit it. Add new \
+         kernels in a new minor version (package sluice:kernels@1.1.0) in a new file, keep providing \
+         1.0.0, and pin the new file in its own test."
+    );
 }

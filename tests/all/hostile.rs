@@ -515,3 +515,22 @@ fn instance_table_and_memory_limits_apply_at_instantiation() {
             .stderr(predicates::str::contains(needle));
     }
 }
+
+/// The host's SHA-256 kernel (`sluice:kernels/hash`) charges fuel for its work (a unit
+/// per byte): a plugin looping over it is stopped by the fuel limit, as a loop in its own
+/// code would be, not only by the wall-clock deadline much later.
+#[test]
+fn a_loop_over_a_host_kernel_is_stopped_by_fuel() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run_mode(
+        dir.path(),
+        "kernel-flood",
+        &[],
+        &["--fuel-per-call", "100000000", "--max-call-time", "600s"],
+    );
+    assert_contained(
+        a,
+        dir.path(),
+        &["`process` ran out of fuel", "100000000 units", "--fuel-per-call"],
+    );
+}

@@ -14,6 +14,7 @@
 //! - `panic`: panics.
 //! - `random-huge`: asks the host for 1 GiB of randomness in one call.
 //! - `random-flood`: asks for 1 MiB of randomness in a loop without end.
+//! - `kernel-flood`: hashes 1 MiB with the host's SHA-256 kernel in a loop without end.
 //! - `resources`: creates host resources (pollables) without end.
 //! - `guest-resources`: creates its own `transformer` resources without end.
 //!
@@ -34,8 +35,14 @@
 #[allow(missing_docs, clippy::all)]
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../../wit",
-        world: "transform-plugin",
+        path: ["../../../wit", "../../../wit/kernels"],
+        inline: "package sluice:hostile;
+            world hostile {
+                include sluice:transform/transform-plugin@1.0.0;
+                import sluice:kernels/hash@1.0.0;
+            }",
+        world: "sluice:hostile/hostile",
+        generate_all,
     });
 }
 
@@ -80,6 +87,7 @@ const ECHO_MODES: &[&str] = &[
     "panic",
     "random-huge",
     "random-flood",
+    "kernel-flood",
     "resources",
     "guest-resources",
     "log-flood",
@@ -416,6 +424,17 @@ impl GuestTransformer for HostileTransformer {
                 let mut total = 0u64;
                 loop {
                     total += wasip2::random::random::get_random_bytes(1 << 20).len() as u64;
+                    if total == u64::MAX {
+                        break Ok(batch);
+                    }
+                }
+            }
+            "kernel-flood" => {
+                let data = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    let sums = bindings::sluice::kernels::hash::sha256_many(&data, &[1 << 20]).unwrap_or_default();
+                    total += sums.len() as u64;
                     if total == u64::MAX {
                         break Ok(batch);
                     }
