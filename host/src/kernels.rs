@@ -17,6 +17,11 @@ pub const IMPORT_PREFIX: &str = "sluice:kernels/";
 /// The one version of the `hash` interface this host provides.
 pub const HASH_INTERFACE: &str = "sluice:kernels/hash@1.0.0";
 
+/// Most values one `sha256-many` call hashes: their digests (256 MiB) are allocated on the
+/// host before they are copied into the plugin, so a plugin must not be able to ask for
+/// more (empty values cost no input bytes, so `data` does not bound the count).
+pub const SHA256_MAX_VALUES: usize = 1 << 23;
+
 /// Fuel a call of `sha256-many` costs: one unit per byte and 64 per value, about a tenth
 /// of what the same hashing costs compiled into the plugin, and a function of the
 /// arguments only, so fuel figures stay deterministic.
@@ -29,10 +34,16 @@ pub fn sha256_fuel(bytes: usize, values: usize) -> u64 {
 ///
 /// # Errors
 ///
-/// A message naming the first end that comes before the previous one or lies past `data`.
-pub fn sha256_many(data: &[u8], ends: impl IntoIterator<Item = u32>) -> Result<Vec<u8>, String> {
-    let ends = ends.into_iter();
-    let mut out = Vec::with_capacity(ends.size_hint().0 * 32);
+/// A message naming the first end that comes before the previous one or lies past `data`,
+/// or the number of values if there are more than [`SHA256_MAX_VALUES`].
+pub fn sha256_many(data: &[u8], ends: impl ExactSizeIterator<Item = u32>) -> Result<Vec<u8>, String> {
+    if ends.len() > SHA256_MAX_VALUES {
+        return Err(format!(
+            "{} values in one call, more than the {SHA256_MAX_VALUES} allowed: hash them in batches",
+            ends.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(ends.len() * 32);
     let mut start = 0usize;
     for (i, end) in ends.enumerate() {
         let end = end as usize;
@@ -84,7 +95,7 @@ mod tests {
     #[test]
     fn sha256_many_hashes_each_value_and_names_bad_ends() {
         let data = b"abchello";
-        let out = sha256_many(data, [3, 3, 8]).unwrap();
+        let out = sha256_many(data, [3, 3, 8].into_iter()).unwrap();
         assert_eq!(out.len(), 96);
         assert_eq!(
             hex::encode(&out[..32]),
@@ -95,10 +106,18 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(&out[64..], Sha256::digest(b"hello").as_slice());
-        assert_eq!(sha256_many(data, []).unwrap(), Vec::<u8>::new());
-        let e = sha256_many(data, [3, 2]).unwrap_err();
+        assert_eq!(sha256_many(data, [].into_iter()).unwrap(), Vec::<u8>::new());
+        let e = sha256_many(data, [3, 2].into_iter()).unwrap_err();
         assert!(e.contains("`ends[1]` is 2, before the previous end 3"), "{e}");
-        let e = sha256_many(data, [9]).unwrap_err();
+        let e = sha256_many(data, [9].into_iter()).unwrap_err();
         assert!(e.contains("`ends[0]` is 9, past the end of `data` (8 bytes)"), "{e}");
+        // Empty values cost no input: the count is capped instead.
+        let many = vec![0u32; SHA256_MAX_VALUES + 1];
+        let e = sha256_many(data, many.into_iter()).unwrap_err();
+        assert!(
+            e.contains("8388609 values in one call, more than the 8388608 allowed"),
+            "{e}"
+        );
+        assert_eq!(sha256_many(b"", vec![0u32; 1000].into_iter()).unwrap().len(), 32_000);
     }
 }

@@ -22,7 +22,7 @@ use crate::Error;
 /// # Errors
 ///
 /// [`Error::Internal`] naming the first end that comes before the previous one or lies
-/// past `data`.
+/// past `data`, or the count if there are more than 8,388,608 values (call in batches).
 pub fn sha256_many(data: &[u8], ends: &[u32]) -> Result<Vec<u8>, Error> {
     imp::sha256_many(data, ends).map_err(|e| Error::Internal(format!("sha256-many: {e}")))
 }
@@ -38,8 +38,17 @@ mod imp {
 mod imp {
     use sha2::{Digest, Sha256};
 
+    /// The host's cap on values per call (`SHA256_MAX_VALUES`).
+    const MAX_VALUES: usize = 1 << 23;
+
     /// What the host does (`sluice_host::kernels::sha256_many`), with the same messages.
     pub fn sha256_many(data: &[u8], ends: &[u32]) -> Result<Vec<u8>, String> {
+        if ends.len() > MAX_VALUES {
+            return Err(format!(
+                "{} values in one call, more than the {MAX_VALUES} allowed: hash them in batches",
+                ends.len()
+            ));
+        }
         let mut out = Vec::with_capacity(ends.len() * 32);
         let mut start = 0usize;
         for (i, &end) in ends.iter().enumerate() {

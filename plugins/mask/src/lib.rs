@@ -25,6 +25,8 @@ const HEX_LEN: usize = 64;
 /// Bytes of values handed to the host's SHA-256 kernel per call: large enough that the
 /// call costs nothing per value, small enough that the copies it makes stay small.
 const CALL_BYTES: usize = 8 << 20;
+/// Values per call at most (empty strings cost no bytes; the host takes up to 8,388,608).
+const CALL_VALUES: usize = 1 << 20;
 
 /// The SHA-256 of every valid value, in order (nulls skipped), 32 bytes each.
 ///
@@ -34,7 +36,7 @@ fn digests<'a>(values: impl Iterator<Item = Option<&'a str>>, valid: usize) -> R
     let mut out = Vec::with_capacity(valid * 32);
     let (mut data, mut ends) = (Vec::new(), Vec::new());
     for v in values.flatten() {
-        if !ends.is_empty() && data.len() + v.len() > CALL_BYTES {
+        if !ends.is_empty() && (data.len() + v.len() > CALL_BYTES || ends.len() == CALL_VALUES) {
             out.extend(sha256_many(&data, &ends)?);
             data.clear();
             ends.clear();
@@ -285,6 +287,18 @@ mod tests {
             });
             assert_eq!(got, &want, "row {i}");
         }
+    }
+
+    /// More empty values than one kernel call takes: the call is cut by count too.
+    #[test]
+    fn many_empty_values_are_cut_into_calls_by_count() {
+        let mut values = vec![Some(""); CALL_VALUES + 3];
+        values.push(Some("egular courts above the"));
+        let col: ArrayRef = Arc::new(StringViewArray::from(values));
+        let out = strings(&mask_column(&col).unwrap());
+        assert_eq!(out.len(), CALL_VALUES + 4);
+        assert!(out[..CALL_VALUES + 3].iter().all(|v| v.as_deref() == Some(EMPTY)));
+        assert_eq!(out[CALL_VALUES + 3].as_deref(), Some(COURTS));
     }
 
     fn hex_of(v: &str) -> String {
