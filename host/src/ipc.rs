@@ -36,9 +36,25 @@ pub fn encode_schema(schema: &Schema) -> Vec<u8> {
     out
 }
 
+/// Upper bound of the IPC body of `data`: the lengths of its buffers (and its children's),
+/// plus up to 64 bytes of padding per buffer.
+///
+/// Lengths, never capacities: an array decoded zero-copy from a plugin's output holds
+/// slices of the whole message, and `get_array_memory_size` counts that allocation's
+/// capacity once per buffer (many times the data for a wide batch).
+fn encoded_size(data: &arrow::array::ArrayData) -> usize {
+    64 * (data.buffers().len() + 2)
+        + data.buffers().iter().map(|b| b.len()).sum::<usize>()
+        + data.nulls().map_or(0, |n| n.buffer().len())
+        + data.child_data().iter().map(encoded_size).sum::<usize>()
+}
+
 /// Encode batches (all with `schema`) as one IPC stream.
 pub fn encode_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, IpcError> {
-    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let size: usize = batches
+        .iter()
+        .map(|b| 512 + b.columns().iter().map(|c| encoded_size(&c.to_data())).sum::<usize>())
+        .sum();
     let mut out = Vec::with_capacity(size + 4096);
     let opts = IpcWriteOptions::default();
     let mut w =
@@ -509,6 +525,32 @@ mod tests {
         // A message that declares more metadata than the stream holds.
         let err = decode_stream(vec![0xFF, 0xFF, 0xFF, 0xFF, 0xF0, 0xFF, 0xFF, 0x7F, 1, 2], &b.schema()).unwrap_err();
         assert!(err.to_string().contains("beyond the end of the stream"), "{err}");
+    }
+
+    /// Batches decoded zero-copy from a plugin's output (the next stage's input in an
+    /// ABI 1.0 chain) are re-encoded into a buffer sized by their data, not by the message
+    /// they point into (`get_array_memory_size` counted it once per buffer).
+    #[test]
+    fn re_encoding_a_zero_copy_batch_reserves_about_its_size() {
+        let schema = Arc::new(Schema::new(
+            (0..16)
+                .map(|i| Field::new(format!("c{i}"), DataType::Int64, false))
+                .collect::<Vec<_>>(),
+        ));
+        let columns: Vec<arrow::array::ArrayRef> = (0..16)
+            .map(|_| Arc::new(Int64Array::from_iter_values(0..10_000)) as arrow::array::ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        let bytes = encode_batches(&schema, std::slice::from_ref(&batch)).unwrap();
+        let decoded = decode_stream(bytes.clone(), &schema).unwrap();
+        let again = encode_batches(&schema, &decoded).unwrap();
+        assert_eq!(again, bytes);
+        assert!(
+            again.capacity() <= 2 * bytes.len() + (64 << 10),
+            "{} bytes reserved for {}",
+            again.capacity(),
+            again.len()
+        );
     }
 
     #[test]

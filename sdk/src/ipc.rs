@@ -362,15 +362,18 @@ fn encode_error(e: ArrowError) -> Error {
     Error::Internal(format!("cannot encode the output as Arrow IPC: {e}"))
 }
 
-/// Upper bound of the IPC body of `data`: its bytes plus up to 64 bytes of padding per buffer.
+/// Upper bound of the IPC body of `data`: the lengths of its buffers (and its children's),
+/// plus up to 64 bytes of padding per buffer.
 ///
-/// Not `get_array_memory_size`: for arrays decoded zero-copy that counts the capacity of
-/// the whole shared input allocation once per buffer, which would over-allocate many times.
+/// Lengths, never capacities: an array decoded zero-copy holds slices of the whole input
+/// message, and both `get_array_memory_size` and (for view arrays, per data buffer)
+/// `get_slice_memory_size` count that allocation's capacity each time. On a 262,144-row
+/// lineitem batch that asked for 1.4 GiB of output buffer for 54 MiB of data.
 fn encoded_size(data: &ArrayData) -> usize {
-    fn padding(data: &ArrayData) -> usize {
-        64 * (data.buffers().len() + 1) + 32 + data.child_data().iter().map(padding).sum::<usize>()
-    }
-    data.get_slice_memory_size().unwrap_or(0) + padding(data)
+    64 * (data.buffers().len() + 2)
+        + data.buffers().iter().map(|b| b.len()).sum::<usize>()
+        + data.nulls().map_or(0, |n| n.buffer().len())
+        + data.child_data().iter().map(encoded_size).sum::<usize>()
 }
 
 /// Copy the live strings of view columns that reference much more data than they use.
@@ -543,6 +546,51 @@ mod tests {
         assert_eq!(
             dec.decode(encode_all(&schema(), &[batch(2)]).unwrap()).unwrap(),
             batch(2)
+        );
+    }
+
+    /// Re-encoding a batch decoded zero-copy sizes the output by what it holds, not by the
+    /// input message it points into: view columns with several data buffers (as the
+    /// Parquet reader makes them) once asked for many times the data (1.4 GiB for a
+    /// 54 MiB lineitem batch), which is what hit the memory limit at 262,144 rows.
+    #[test]
+    fn output_of_a_zero_copy_batch_is_sized_by_its_data() {
+        use arrow_array::StringViewArray;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("flag", DataType::Utf8View, false),
+            Field::new("comment", DataType::Utf8View, false),
+        ]));
+        // Short strings are inlined, so `flag` holds data buffers it does not use, each a
+        // slice of the decoded message; `comment` spreads over many small buffers.
+        let columns: Vec<ArrayRef> = (0..2)
+            .map(|c| {
+                let parts: Vec<StringViewArray> = (0..12)
+                    .map(|p| {
+                        StringViewArray::from_iter_values((0..2_000).map(move |i| {
+                            if c == 0 {
+                                "R".to_string()
+                            } else {
+                                format!("comment {p} {i} and more text")
+                            }
+                        }))
+                    })
+                    .collect();
+                let refs: Vec<&dyn arrow_array::Array> = parts.iter().map(|a| a as &dyn arrow_array::Array).collect();
+                arrow_select::concat::concat(&refs).unwrap()
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        let bytes = encode_all(&schema, std::slice::from_ref(&batch)).unwrap();
+        let (_, decoded) = decode_all(bytes.clone()).unwrap();
+        let out = OutputEncoder::new(Arc::clone(&schema))
+            .unwrap()
+            .encode(decoded)
+            .unwrap();
+        assert!(
+            out.capacity() <= 2 * bytes.len() + (64 << 10),
+            "{} bytes reserved for {} bytes of output",
+            out.capacity(),
+            out.len()
         );
     }
 
