@@ -41,7 +41,9 @@ mod imp {
     /// The host's cap on values per call (`SHA256_MAX_VALUES`).
     const MAX_VALUES: usize = 1 << 23;
 
-    /// What the host does (`sluice_host::kernels::sha256_many`), with the same messages.
+    /// What the host does (`sluice_host::kernels::sha256_many`), with the same messages: a
+    /// copy, because a plugin build cannot depend on the host (wasmtime does not build for
+    /// wasm), so keep the two in step.
     pub fn sha256_many(data: &[u8], ends: &[u32]) -> Result<Vec<u8>, String> {
         if ends.len() > MAX_VALUES {
             return Err(format!(
