@@ -75,7 +75,7 @@ pub struct ChunkOutput {
     pub schema: SchemaRef,
     /// Data digest (v1, `blake3:<hex>`) of the output rows: a chunk's `data_digest`.
     pub data_digest: String,
-    /// Data digest of the input rows: a chunk's `input_digest`.
+    /// Data digest of the input rows: a CLI chunk's `input_digest` under `--input-digest data`.
     pub input_digest: String,
     /// Fuel each plugin used in this call, in chain order.
     pub fuel: Vec<u64>,

@@ -43,7 +43,8 @@ pub struct ChunkEntry {
     pub chunk: u64,
     /// First input row (0-based) and number of input rows.
     pub input_rows: [u64; 2],
-    /// BLAKE3 over the chunk's input batches (see `digest::DataDigest`).
+    /// The chunk's input rows, as the run's `--input-digest` names them: the input files'
+    /// digests and this row range (`digest::InputRows`), or a data digest of the rows.
     pub input_digest: String,
     /// Output file, relative to the output directory.
     pub file: String,

@@ -16,7 +16,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use crate::contract::{Applied, InputContract};
-use crate::digest::{self, DataDigest};
+pub use crate::digest::InputDigest;
+use crate::digest::{self, DataDigest, InputRows};
 use crate::engine::{EngineSettings, Runtime};
 use crate::error::{Error, Result};
 use crate::fault;
@@ -120,6 +121,8 @@ pub struct RunSpec {
     pub writer: WriterOptions,
     /// Rows per chunk.
     pub chunk_rows: usize,
+    /// What each chunk's `input_digest` records.
+    pub input_digest: InputDigest,
     /// Replace an existing output directory.
     pub overwrite: bool,
     /// Re-run even if the same job already finished (replaces it like `overwrite`).
@@ -153,6 +156,7 @@ impl RunSpec {
             format: OutputFormat::Parquet,
             writer: WriterOptions::default(),
             chunk_rows: DEFAULT_CHUNK_ROWS,
+            input_digest: InputDigest::default(),
             overwrite: false,
             force: false,
             context: RunContext::default(),
@@ -189,6 +193,10 @@ pub struct RecordedSpec {
     pub writer: WriterOptions,
     /// Rows per chunk.
     pub chunk_rows: usize,
+    /// What each chunk's `input_digest` records (records from before the choice existed
+    /// hold data digests).
+    #[serde(default = "InputDigest::before_choice")]
+    pub input_digest: InputDigest,
     /// Quality gates (part of the action key, so a replay judges the output the same way).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
@@ -511,6 +519,9 @@ impl RunObserver for NoObserver {}
 #[derive(serde::Serialize)]
 struct ActionKeyInput<'a> {
     key_version: u32,
+    /// Not an output byte, but what the journal's `input_digest` means: a journal (and a
+    /// record to replay) belongs to one choice.
+    input_digest: InputDigest,
     host_version: &'a str,
     inputs: Vec<(&'a str, &'a str)>,
     source: String,
@@ -586,7 +597,9 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
         .map(|p| digest::config_digest(&p.redacted_config()))
         .collect();
     let mut key_input = ActionKeyInput {
-        key_version: 1,
+        // 2: chunks' `input_digest` is chosen by `input_digest` (before, always `data`).
+        key_version: 2,
+        input_digest: spec.input_digest,
         host_version: env!("CARGO_PKG_VERSION"),
         inputs: inputs.iter().map(|i| (i.format.as_str(), i.digest.as_str())).collect(),
         source: format!("{:?}", spec.source),
@@ -681,6 +694,16 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
     let resumed = journal.chunks.len() as u64;
     let states = out.load_state(&journal)?;
     let seed = *blake3::hash(data_key.as_bytes()).as_bytes();
+    let input_rows =
+        (spec.input_digest == InputDigest::Files).then(|| InputRows::new(inputs.iter().map(|i| i.digest.as_str())));
+    // Files' digests are known before any row is read: a changed input is refused now, not
+    // after re-reading the committed chunks (their rows are still read, to skip them).
+    if let (Some(ids), Some(c)) = (&input_rows, journal.chunks.first()) {
+        let now = ids.chunk(c.input_rows);
+        if now != c.input_digest {
+            return Err(input_changed(c, c.input_rows, &now, true));
+        }
+    }
     let chain = Chain::open(&plugins, &input_schema, states.as_deref(), seed)?;
     let mut out_schema = Arc::clone(chain.output_schema());
     let mut classification_record = None;
@@ -747,6 +770,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
             stateful,
             plugins: &plugins,
             seed,
+            input_rows: input_rows.as_ref(),
         };
         let result = run_chunks(chain, rx, &ctx, &mut journal);
         drop(reader);
@@ -907,6 +931,7 @@ fn record_spec(spec: &RunSpec, plugins: &[(Plugin, Vec<(String, String)>)]) -> R
         format: spec.format.to_string(),
         writer: spec.writer.clone(),
         chunk_rows: spec.chunk_rows,
+        input_digest: spec.input_digest,
         checks: spec.checks.clone(),
         input_contract: spec.input_contract.clone(),
         classification: spec.classification.clone(),
@@ -1035,6 +1060,9 @@ struct ChunkCtx<'a> {
     stateful: bool,
     plugins: &'a [(Plugin, Vec<(String, String)>)],
     seed: [u8; 32],
+    /// How chunks' `input_digest` is formed when it is not a data digest
+    /// ([`InputDigest::Files`]); `None`: every input value is digested.
+    input_rows: Option<&'a InputRows>,
 }
 
 /// What the dispatcher streams to the worker of one chunk.
@@ -1158,6 +1186,7 @@ fn run_chunks(
                 resumed,
                 queue,
                 stop,
+                ctx.input_rows,
             )
         });
         let r = commit_in_order(out_rx, ctx, journal);
@@ -1180,6 +1209,7 @@ fn dispatch(
     resumed: u64,
     queue: usize,
     stop: &AtomicBool,
+    ids: Option<&InputRows>,
 ) {
     let mut batches = batches.into_iter().peekable();
     let mut pending: Option<RecordBatch> = None;
@@ -1190,7 +1220,7 @@ fn dispatch(
             return;
         }
         let verify = chunk < resumed;
-        let mut input_digest = verify.then(|| DataDigest::new(schema));
+        let mut input_digest = (verify && ids.is_none()).then(|| DataDigest::new(schema));
         let mut to_worker = None;
         if !verify {
             let (tx, rx) = sync_channel::<Msg>(queue);
@@ -1233,23 +1263,24 @@ fn dispatch(
         let input_rows = [rows_in, in_chunk as u64];
         rows_in += in_chunk as u64;
         let last = pending.is_none() && batches.peek().is_none();
-        match (to_worker, input_digest) {
-            (Some(tx), _) => {
-                if tx.send(Msg::End { input_rows, last }).is_err() {
-                    return;
-                }
+        if let Some(tx) = to_worker {
+            if tx.send(Msg::End { input_rows, last }).is_err() {
+                return;
             }
-            (None, Some(d)) => {
-                let outcome = Outcome::Verified {
-                    input_rows,
-                    input_digest: d.finish(),
-                    last,
-                };
-                if outcomes.send((chunk, Ok(outcome))).is_err() {
-                    return;
-                }
+        } else {
+            let input_digest = match (ids, input_digest) {
+                (Some(ids), _) => ids.chunk(input_rows),
+                (None, Some(d)) => d.finish(),
+                (None, None) => unreachable!("a verified chunk has a data digest or input rows"),
+            };
+            let outcome = Outcome::Verified {
+                input_rows,
+                input_digest,
+                last,
+            };
+            if outcomes.send((chunk, Ok(outcome))).is_err() {
+                return;
             }
-            (None, None) => unreachable!("a chunk is either verified or sent to a worker"),
         }
         chunk += 1;
         if last {
@@ -1280,6 +1311,15 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
     let shared = chain.shared_columns();
     for (k, _) in shared.iter().enumerate().filter(|(_, j)| j.is_some()) {
         part.digest_mut().defer(k);
+    }
+    if ctx.input_rows.is_some() {
+        // The input digest names rows, not values: hash only the input columns the output
+        // digest adopts (a filter's input digest was a fifth of its CPU time).
+        for j in 0..chain.input_schema().fields().len() {
+            if !shared.contains(&Some(j)) {
+                input_digest.defer(j);
+            }
+        }
     }
     loop {
         let Ok(msg) = job.batches.recv() else { return Ok(None) };
@@ -1324,7 +1364,10 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
                     None
                 };
                 let part = part.finish()?;
-                let input_digest = input_digest.finish();
+                let input_digest = match ctx.input_rows {
+                    Some(ids) => ids.chunk(input_rows),
+                    None => input_digest.finish(),
+                };
                 return Ok(Some(Outcome::Written {
                     input_rows,
                     input_digest,
@@ -1348,6 +1391,24 @@ fn relabel(batch: RecordBatch, ctx: &ChunkCtx<'_>) -> Result<RecordBatch> {
     let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(Arc::clone(ctx.out_schema), batch.columns().to_vec(), &opts)
         .map_err(|e| Error::plugin("output", format!("output batch does not fit the declared schema: {e}")))
+}
+
+/// The error for a committed chunk whose input now has `rows` digesting to `digest`.
+fn input_changed(c: &ChunkEntry, rows: [u64; 2], digest: &str, files: bool) -> Error {
+    // Under `--input-digest files` the digest names rows of exact file bytes, so any
+    // changed input file shows at the first chunk.
+    let why = if files {
+        "an input file's bytes differ from when it was committed (under `--input-digest data` a resume checks the rows themselves and accepts input that changed only after the committed chunks)"
+    } else {
+        "its rows differ"
+    };
+    Error::input(format!(
+        "the input changed since chunk {} was committed: {why} (rows {}..{} now digest to {digest}, the journal recorded {}); restore the input, or rerun with --overwrite to start over",
+        c.chunk,
+        rows[0],
+        rows[0] + rows[1],
+        c.input_digest
+    ))
 }
 
 /// Commit chunk outcomes strictly in chunk order; the first error (in chunk order) stops.
@@ -1383,12 +1444,7 @@ fn commit_in_order(
                 let c = &journal.chunks[chunk as usize];
                 // Already committed by an earlier attempt: the input must not have changed.
                 if c.input_rows != input_rows || c.input_digest != input_digest {
-                    return Err(Error::input(format!(
-                        "the input changed since chunk {chunk} was committed (rows {}..{} now digest to {input_digest}, the journal recorded {}); restore the input, or rerun with --overwrite to start over",
-                        input_rows[0],
-                        input_rows[0] + input_rows[1],
-                        c.input_digest
-                    )));
+                    return Err(input_changed(c, input_rows, &input_digest, ctx.input_rows.is_some()));
                 }
                 if last && !c.last {
                     // The input ends here now, but the earlier attempt saw more rows.

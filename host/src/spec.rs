@@ -155,6 +155,9 @@ pub struct OutputSpec {
     pub row_group_rows: Option<usize>,
     /// `chunk_rows`: rows per checkpointed chunk (default 1,048,576).
     pub chunk_rows: Option<usize>,
+    /// `input_digest`: what each chunk's `input_digest` records, as `--input-digest`
+    /// (`files`, the default, or `data`).
+    pub input_digest: Option<String>,
 }
 
 /// Options that come from the command line rather than the spec.
@@ -302,6 +305,9 @@ impl LoadedSpec {
         run.format = format;
         run.writer = writer;
         run.chunk_rows = s.output.chunk_rows.unwrap_or(crate::pipeline::DEFAULT_CHUNK_ROWS);
+        if let Some(d) = &s.output.input_digest {
+            run.input_digest = d.parse()?;
+        }
         run.checks = s.checks.clone();
         run.name = Some(s.name.clone());
         let classification = crate::privacy::Classification {
@@ -542,5 +548,26 @@ mod tests {
         std::fs::write(&p, "version = 2\nname = \"x\"\n").unwrap();
         let e = LoadedSpec::load(&p).unwrap_err().to_string();
         assert!(e.contains("version 2 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn input_digest_is_read_from_the_output_section() {
+        use crate::digest::InputDigest;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pipeline.toml");
+        let store = PluginStore::at(dir.path().join("store"));
+        let resolve = |extra: &str| {
+            std::fs::write(
+                &p,
+                format!("version = 1\nname = \"x\"\n[input]\npaths = [\"a\"]\n[output]\npath = \"o\"\n{extra}"),
+            )
+            .unwrap();
+            LoadedSpec::load(&p)?.resolve(None, &store, &ResolveOptions::default())
+        };
+        assert_eq!(resolve("").unwrap().input_digest, InputDigest::Files);
+        assert_eq!(resolve("input_digest = \"data\"\n").unwrap().input_digest, InputDigest::Data);
+        let e = resolve("input_digest = \"rows\"\n").unwrap_err();
+        assert_eq!(e.exit_code() as u8, 2);
+        assert!(e.to_string().contains("`rows`") && e.to_string().contains("`files`"), "{e}");
     }
 }

@@ -315,19 +315,26 @@ fn rerunning_a_finished_run_is_a_noop_and_a_different_job_is_refused() {
 
 #[test]
 fn changed_input_is_refused_when_resuming() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = input(dir.path());
-    let out = dir.path().join("out");
-    cmd(&input, &out)
-        .env("SLUICE_FAULT", "kill@journal_synced:1")
-        .assert()
-        .failure();
-    let mut b = orders();
-    b = b.slice(1, 8);
-    write_parquet(&input, &[b]);
-    cmd(&input, &out).assert().code(5).stderr(predicates::str::contains(
-        "the input changed since chunk 0 was committed",
-    ));
+    for mode in ["files", "data"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = input(dir.path());
+        let out = dir.path().join("out");
+        cmd(&input, &out)
+            .args(["--input-digest", mode])
+            .env("SLUICE_FAULT", "kill@journal_synced:1")
+            .assert()
+            .failure();
+        let mut b = orders();
+        b = b.slice(1, 8);
+        write_parquet(&input, &[b]);
+        cmd(&input, &out)
+            .args(["--input-digest", mode])
+            .assert()
+            .code(5)
+            .stderr(predicates::str::contains(
+                "the input changed since chunk 0 was committed",
+            ));
+    }
 }
 
 #[test]
@@ -336,14 +343,39 @@ fn input_changed_only_after_the_committed_chunks_resumes_onto_the_new_input() {
     let input = input(dir.path());
     let out = dir.path().join("out");
     cmd(&input, &out)
+        .args(["--input-digest", "data"])
         .env("SLUICE_FAULT", "kill@journal_synced:1")
         .assert()
         .failure();
     // Append rows: chunks 0 and 1 (rows 0..20) keep their input.
     let batches: Vec<RecordBatch> = (0..7).map(|_| orders()).collect();
     write_parquet(&input, &batches);
-    cmd(&input, &out).assert().success();
+    cmd(&input, &out).arg("--input-digest").arg("data").assert().success();
     let fresh = dir.path().join("fresh");
-    cmd(&input, &fresh).assert().success();
+    cmd(&input, &fresh).arg("--input-digest").arg("data").assert().success();
     assert_eq!(snapshot(&out), snapshot(&fresh));
+}
+
+#[test]
+fn under_file_input_digests_any_changed_input_file_refuses_the_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path());
+    let out = dir.path().join("out");
+    cmd(&input, &out)
+        .env("SLUICE_FAULT", "kill@journal_synced:1")
+        .assert()
+        .failure();
+    let journal = std::fs::read(out.join("_sluice/journal.jsonl")).unwrap();
+    // The same appended rows a data-digest resume accepts: the committed rows are unchanged,
+    // but the file's bytes are not, and the journal only knows the file's bytes.
+    let batches: Vec<RecordBatch> = (0..7).map(|_| orders()).collect();
+    write_parquet(&input, &batches);
+    cmd(&input, &out).assert().code(5).stderr(predicates::str::contains(
+        "the input changed since chunk 0 was committed: an input file's bytes differ",
+    ));
+    assert_eq!(
+        std::fs::read(out.join("_sluice/journal.jsonl")).unwrap(),
+        journal,
+        "a refused resume leaves the journal as it was"
+    );
 }

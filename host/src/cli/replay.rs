@@ -178,6 +178,7 @@ fn spec_from_record(m: &Manifest, plugins: Vec<PluginSpec>, output: PathBuf) -> 
     spec.format = r.format.parse()?;
     spec.writer = r.writer.clone();
     spec.chunk_rows = r.chunk_rows;
+    spec.input_digest = r.input_digest;
     // Gates are part of the action key; freshness is judged from the recorded logical date.
     spec.checks = r.checks.clone();
     spec.input_contract = r.input_contract.clone();

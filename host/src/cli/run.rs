@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Rows per checkpointed chunk (one output part per chunk).
     #[arg(long, default_value_t = pipeline::DEFAULT_CHUNK_ROWS)]
     pub chunk_rows: usize,
+    /// What each chunk's `input_digest` records: `files` (the input files' digests and the chunk's row range; free) or `data` (a digest of every input value: costs hashing them all, equals the Python binding's).
+    #[arg(long, default_value = "files")]
+    pub input_digest: crate::pipeline::InputDigest,
     /// Rows per batch read from the input and handed to plugins.
     #[arg(long, default_value_t = 65_536)]
     pub batch_rows: usize,
@@ -355,6 +358,7 @@ fn command_line_spec(args: &RunArgs, m: &ArgMatches) -> Result<RunSpec> {
             ..WriterOptions::default()
         },
         chunk_rows: args.chunk_rows,
+        input_digest: args.input_digest,
         overwrite: args.overwrite,
         force: false,
         context: crate::pipeline::RunContext {
