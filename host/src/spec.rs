@@ -565,9 +565,15 @@ mod tests {
             LoadedSpec::load(&p)?.resolve(None, &store, &ResolveOptions::default())
         };
         assert_eq!(resolve("").unwrap().input_digest, InputDigest::Files);
-        assert_eq!(resolve("input_digest = \"data\"\n").unwrap().input_digest, InputDigest::Data);
+        assert_eq!(
+            resolve("input_digest = \"data\"\n").unwrap().input_digest,
+            InputDigest::Data
+        );
         let e = resolve("input_digest = \"rows\"\n").unwrap_err();
         assert_eq!(e.exit_code() as u8, 2);
-        assert!(e.to_string().contains("`rows`") && e.to_string().contains("`files`"), "{e}");
+        assert!(
+            e.to_string().contains("`rows`") && e.to_string().contains("`files`"),
+            "{e}"
+        );
     }
 }

@@ -361,6 +361,13 @@ impl Expr {
                 };
                 let (lt, rt) = coerce(*op, lv.array.data_type(), rv.array.data_type());
                 let (lv, rv) = (cast_value(lv, &lt)?, cast_value(rv, &rt)?);
+                if *op == BinOp::Mul
+                    && !lv.scalar
+                    && !rv.scalar
+                    && let Some(array) = mul_small_decimals(&lv.array, &rv.array)?
+                {
+                    return Ok(Value { array, scalar: false });
+                }
                 let (ld, rd) = (lv.datum(), rv.datum());
                 let array = match op {
                     BinOp::Add => numeric::add(ld.as_ref(), rd.as_ref())?,
@@ -381,4 +388,63 @@ impl Expr {
         // `parse` guarantees a column, so the result is a full column.
         Ok(self.eval_in(batch, None)?.array)
     }
+}
+
+/// `l * r` for two `Decimal128` columns whose values all fit in 32 bits, as a 64-bit
+/// product: the same values and type arrow's `mul` gives (which multiplies 128-bit values
+/// with an overflow check: a software routine in wasm, the better part of B1's `derive`).
+/// `None` when the inputs are not such columns; arrow then computes the product.
+pub(crate) fn mul_small_decimals(l: &ArrayRef, r: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
+    use sluice_sdk::arrow_array::Decimal128Array;
+    use sluice_sdk::arrow_buffer::NullBuffer;
+    let (Some(a), Some(b)) = (
+        l.as_any().downcast_ref::<Decimal128Array>(),
+        r.as_any().downcast_ref::<Decimal128Array>(),
+    ) else {
+        return Ok(None);
+    };
+    if a.len() != b.len() {
+        return Ok(None);
+    }
+    // Arrow's own typing rule (precision and scale), on no rows.
+    let typed = numeric::mul(&a.slice(0, 0), &b.slice(0, 0))?;
+    let mut small = true;
+    let values: Vec<i128> = a
+        .values()
+        .iter()
+        .zip(b.values().iter())
+        .map(|(&x, &y)| {
+            // Values under nulls count too: they are zeros in practice, and a false
+            // "too wide" only means arrow computes the column.
+            small &= i128::from(x as i32) == x && i128::from(y as i32) == y;
+            i128::from((x as i64).wrapping_mul(y as i64))
+        })
+        .collect();
+    if !small {
+        return Ok(None);
+    }
+    let nulls = NullBuffer::union(a.nulls(), b.nulls());
+    let array = Decimal128Array::new(values.into(), nulls).with_data_type(typed.data_type().clone());
+    Ok(Some(Arc::new(array)))
+}
+
+/// `value` (a `Decimal128` column) as `target`, a `Decimal128` of the same scale and a
+/// smaller precision, when every value fits it: the same buffer under the narrower type.
+/// `None` otherwise, and arrow's cast then gives the value or names the one that does not
+/// fit. (Arrow checks each value through a checked 128-bit multiply by 1, a software
+/// routine in wasm.)
+pub(crate) fn narrow_decimal(value: &ArrayRef, target: &DataType) -> Option<ArrayRef> {
+    use sluice_sdk::arrow_array::Decimal128Array;
+    let (DataType::Decimal128(_, from), DataType::Decimal128(p, to)) = (value.data_type(), target) else {
+        return None;
+    };
+    if from != to || *p == 0 || *p > 38 {
+        return None;
+    }
+    let a = value.as_any().downcast_ref::<Decimal128Array>()?;
+    let max = 10i128.pow(u32::from(*p)) - 1;
+    // Values under nulls count too: a false "does not fit" only means arrow casts.
+    let span = (2 * max) as u128;
+    let fits = a.values().iter().all(|&v| (v.wrapping_add(max) as u128) <= span);
+    fits.then(|| Arc::new(a.clone().with_data_type(target.clone())) as ArrayRef)
 }

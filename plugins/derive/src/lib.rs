@@ -101,7 +101,7 @@ fn strict() -> CastOptions<'static> {
 impl Transform for Derive {
     const INFO: PluginInfo = PluginInfo {
         name: "derive",
-        version: "1.0.0",
+        version: "1.0.1",
         description: "Appends a column computed by an arithmetic expression (`name`, `expr`, `type`).",
         stateful: false,
     };
@@ -200,8 +200,11 @@ impl Derive {
         let target = self.schema.field(self.schema.fields().len() - 1).data_type();
         if value.data_type() != target {
             debug_assert_eq!(value.data_type(), &self.computed);
-            value = cast_with_options(&value, target, &strict())
-                .map_err(|e| Error::from(e).context(format!("casting column `{}` to {target}", self.name)))?;
+            value = match expr::narrow_decimal(&value, target) {
+                Some(v) => v,
+                None => cast_with_options(&value, target, &strict())
+                    .map_err(|e| Error::from(e).context(format!("casting column `{}` to {target}", self.name)))?,
+            };
         }
         Ok(value)
     }

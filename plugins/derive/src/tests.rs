@@ -169,3 +169,75 @@ fn type_names() {
     assert!(parse_type("decimal(3,4)").is_err());
     assert!(parse_type("nonsense").is_err());
 }
+
+/// The 64-bit product path against arrow's own `mul`, on values at the edges of 32 bits,
+/// with nulls, and on a column one value too wide for it (arrow computes that one).
+#[test]
+fn small_decimal_products_equal_arrows() {
+    let edge = [0i128, 1, -1, 7, i32::MAX as i128, i32::MIN as i128, 12_345_678, -99_999];
+    let mut l = Vec::new();
+    let mut r = Vec::new();
+    for (i, &x) in edge.iter().enumerate() {
+        for (j, &y) in edge.iter().enumerate() {
+            l.push(if (i + j) % 7 == 3 { None } else { Some(x) });
+            r.push(if (i * j) % 5 == 4 { None } else { Some(y) });
+        }
+    }
+    let wide = {
+        let mut l = l.clone();
+        l.push(Some(i32::MAX as i128 + 1));
+        l
+    };
+    for left in [l, wide] {
+        let mut right = r.clone();
+        right.resize(left.len(), Some(3));
+        let (a, b) = (dec(left, 15, 2), dec(right, 12, 3));
+        let want = arrow_arith::numeric::mul(&a, &b).unwrap();
+        let got = crate::expr::mul_small_decimals(&a, &b).unwrap();
+        let fast = got.is_some();
+        let got = got.unwrap_or_else(|| Arc::clone(&want));
+        assert_eq!(got.data_type(), want.data_type());
+        assert_eq!(got.to_data().nulls(), want.to_data().nulls());
+        let (g, w) = (
+            got.as_any().downcast_ref::<Decimal128Array>().unwrap(),
+            want.as_any().downcast_ref::<Decimal128Array>().unwrap(),
+        );
+        for i in 0..w.len() {
+            if w.is_valid(i) {
+                assert_eq!(g.value(i), w.value(i), "row {i}");
+            }
+        }
+        // The path is taken exactly when every value fits in 32 bits.
+        assert_eq!(fast, a.len() == 64, "fast path on {} rows", a.len());
+    }
+}
+
+/// Narrowing a decimal to a smaller precision of the same scale keeps the values when all
+/// fit (at both bounds), and leaves a column with one value out of range to arrow's cast.
+#[test]
+fn narrowing_decimals_agrees_with_arrows_cast() {
+    use arrow_cast::cast::{CastOptions, cast_with_options};
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let max = 10i128.pow(18) - 1;
+    let fits = dec(vec![Some(max), Some(-max), None, Some(0), Some(12345)], 31, 4);
+    let target = DataType::Decimal128(18, 4);
+    let got = crate::expr::narrow_decimal(&fits, &target).expect("every value fits");
+    assert_eq!(&got, &cast_with_options(&fits, &target, &strict).unwrap());
+    assert_eq!(got.data_type(), &target);
+    for bad in [max + 1, -max - 1, i128::MAX, i128::MIN] {
+        let col = dec(vec![Some(1), Some(bad)], 38, 4);
+        assert!(
+            crate::expr::narrow_decimal(&col, &target).is_none(),
+            "{bad} does not fit"
+        );
+        assert!(
+            cast_with_options(&col, &target, &strict).is_err(),
+            "arrow refuses {bad} too"
+        );
+    }
+    // Another scale is not a narrowing.
+    assert!(crate::expr::narrow_decimal(&fits, &DataType::Decimal128(18, 2)).is_none());
+}

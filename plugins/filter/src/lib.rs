@@ -180,6 +180,9 @@ fn compile(cond: &Cond, schema: &SchemaRef) -> Result<Check, Error> {
 }
 
 fn compare(op: Op, col: &ArrayRef, lit: &Scalar<ArrayRef>) -> Result<BooleanArray, ArrowError> {
+    if let Some(r) = decimal::compare(op, col, lit) {
+        return Ok(r);
+    }
     match op {
         Op::Eq => cmp::eq(col, lit),
         Op::Ne => cmp::neq(col, lit),
@@ -203,7 +206,10 @@ impl Check {
         };
         match &self.test {
             Test::Cmp(op, lit) => compare(*op, col, lit),
-            Test::Between(lo, hi, false) => and(&cmp::gt_eq(col, lo)?, &cmp::lt_eq(col, hi)?),
+            Test::Between(lo, hi, false) => match decimal::between(col, lo, hi) {
+                Some(r) => Ok(r),
+                None => and(&cmp::gt_eq(col, lo)?, &cmp::lt_eq(col, hi)?),
+            },
             Test::Between(lo, hi, true) => or(&cmp::lt(col, lo)?, &cmp::gt(col, hi)?),
             Test::IsNull(false) => is_null(col),
             Test::IsNull(true) => is_not_null(col),
@@ -223,7 +229,7 @@ impl Check {
 impl Transform for Filter {
     const INFO: PluginInfo = PluginInfo {
         name: "filter",
-        version: "1.0.0",
+        version: "1.0.1",
         description: "Keeps the rows that match a predicate (`predicate=...`).",
         stateful: false,
     };
@@ -277,5 +283,6 @@ impl Transform for Filter {
 
 sluice_sdk::export_plugin!(Filter);
 
+mod decimal;
 #[cfg(test)]
 mod tests;

@@ -199,3 +199,68 @@ fn empty_and_all_pass_batches() {
     assert_batches_eq(&split, &whole);
     assert_eq!(whole.iter().map(|o| o.num_rows()).sum::<usize>(), 6);
 }
+
+/// The 64-bit decimal comparisons against arrow's kernels: every operator and `between`,
+/// literals at and around the values, nulls, bounds of i64, and a column with one value
+/// too wide for 64 bits (which arrow compares instead).
+#[test]
+fn decimal_fast_path_equals_arrows_kernels() {
+    use crate::decimal;
+    let t = DataType::Decimal128(18, 2);
+    let edge = [
+        0i128,
+        1,
+        -1,
+        5,
+        7,
+        24,
+        i64::MAX as i128,
+        i64::MIN as i128,
+        999_999,
+        -999_999,
+    ];
+    let values: Vec<Option<i128>> = (0..40).map(|i| (i % 9 != 4).then(|| edge[i % edge.len()])).collect();
+    let narrow: ArrayRef = Arc::new(Decimal128Array::from(values.clone()).with_data_type(t.clone()));
+    let mut wide = values;
+    wide.push(Some(i64::MAX as i128 + 1));
+    let wide: ArrayRef = Arc::new(Decimal128Array::from(wide).with_data_type(t.clone()));
+    let lit = |v: i128| Scalar::new(Arc::new(Decimal128Array::from(vec![v]).with_data_type(t.clone())) as ArrayRef);
+    let ops = [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge];
+    for v in [0i128, 5, 6, 24, -1, i64::MAX as i128, i64::MIN as i128] {
+        for op in ops {
+            let want = match op {
+                Op::Eq => cmp::eq(&narrow, &lit(v)),
+                Op::Ne => cmp::neq(&narrow, &lit(v)),
+                Op::Lt => cmp::lt(&narrow, &lit(v)),
+                Op::Le => cmp::lt_eq(&narrow, &lit(v)),
+                Op::Gt => cmp::gt(&narrow, &lit(v)),
+                Op::Ge => cmp::gt_eq(&narrow, &lit(v)),
+            }
+            .unwrap();
+            assert_eq!(decimal::compare(op, &narrow, &lit(v)).unwrap(), want, "{op:?} {v}");
+            assert!(
+                decimal::compare(op, &wide, &lit(v)).is_none(),
+                "a 128-bit value is left to arrow"
+            );
+        }
+        for hi in [v, v + 1, 24, i64::MAX as i128, -2] {
+            if hi > i64::MAX as i128 {
+                continue;
+            }
+            let want = and(
+                &cmp::gt_eq(&narrow, &lit(v)).unwrap(),
+                &cmp::lt_eq(&narrow, &lit(hi)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                decimal::between(&narrow, &lit(v), &lit(hi)).unwrap(),
+                want,
+                "between {v} and {hi}"
+            );
+        }
+    }
+    // A literal of another decimal type is not compared here.
+    let other =
+        Scalar::new(Arc::new(Decimal128Array::from(vec![5]).with_precision_and_scale(18, 3).unwrap()) as ArrayRef);
+    assert!(decimal::compare(Op::Lt, &narrow, &other).is_none());
+}
