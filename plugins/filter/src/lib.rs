@@ -180,7 +180,10 @@ fn compile(cond: &Cond, schema: &SchemaRef) -> Result<Check, Error> {
 }
 
 fn compare(op: Op, col: &ArrayRef, lit: &Scalar<ArrayRef>) -> Result<BooleanArray, ArrowError> {
-    if let Some(r) = decimal::compare(op, col, lit) {
+    // Natively, arrow's kernels compare 128-bit values with vector instructions and win.
+    if cfg!(target_arch = "wasm32")
+        && let Some(r) = decimal::compare(op, col, lit)
+    {
         return Ok(r);
     }
     match op {
@@ -206,10 +209,17 @@ impl Check {
         };
         match &self.test {
             Test::Cmp(op, lit) => compare(*op, col, lit),
-            Test::Between(lo, hi, false) => match decimal::between(col, lo, hi) {
-                Some(r) => Ok(r),
-                None => and(&cmp::gt_eq(col, lo)?, &cmp::lt_eq(col, hi)?),
-            },
+            Test::Between(lo, hi, false) => {
+                let fast = if cfg!(target_arch = "wasm32") {
+                    decimal::between(col, lo, hi)
+                } else {
+                    None
+                };
+                match fast {
+                    Some(r) => Ok(r),
+                    None => and(&cmp::gt_eq(col, lo)?, &cmp::lt_eq(col, hi)?),
+                }
+            }
             Test::Between(lo, hi, true) => or(&cmp::lt(col, lo)?, &cmp::gt(col, hi)?),
             Test::IsNull(false) => is_null(col),
             Test::IsNull(true) => is_not_null(col),
