@@ -565,7 +565,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
         return Err(Error::usage("--chunk-rows must be at least 1"));
     }
     let plugins = load_chain(rt, spec)?;
-    let source = Source::open(&spec.inputs, &spec.source)?;
+    let mut source = Source::open(&spec.inputs, &spec.source)?;
     let source_schema = source.schema();
     let contract: Option<Applied> = spec
         .input_contract
@@ -743,6 +743,20 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
     let all_committed = journal.chunks.last().is_some_and(|c| c.last) && journal.header.action_key == data_key;
     let progress = crate::progress::Progress::start();
     if !all_committed {
+        // Under `--input-digest files` the committed chunks' input is known to be unchanged
+        // (the files' digests matched above), so a resume need not read it again: skip the
+        // Parquet row groups it lies in without decoding them.
+        let committed: u64 = journal.chunks.iter().map(|c| c.input_rows[1]).sum();
+        let skipped = match &input_rows {
+            Some(_) if committed > 0 => source.skip_rows(committed)?,
+            _ => 0,
+        };
+        if skipped > 0 {
+            tracing::info!(
+                rows = skipped,
+                "resuming: skipped the committed rows' row groups without reading them"
+            );
+        }
         // Decoding runs on its own thread so it overlaps the transform and the encoding.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
         let reader = std::thread::spawn(move || {
@@ -771,6 +785,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
             plugins: &plugins,
             seed,
             input_rows: input_rows.as_ref(),
+            skipped,
         };
         let result = run_chunks(chain, rx, &ctx, &mut journal);
         drop(reader);
@@ -1063,6 +1078,9 @@ struct ChunkCtx<'a> {
     /// How chunks' `input_digest` is formed when it is not a data digest
     /// ([`InputDigest::Files`]); `None`: every input value is digested.
     input_rows: Option<&'a InputRows>,
+    /// Input rows the source skipped without reading (committed chunks of a resumed run,
+    /// under [`InputDigest::Files`]).
+    skipped: u64,
 }
 
 /// What the dispatcher streams to the worker of one chunk.
@@ -1130,6 +1148,21 @@ fn run_chunks(
     let chunk_batches = ctx.spec.chunk_rows.div_ceil(ctx.spec.source.batch_rows.max(1));
     let queue = (chunk_batches / 2 + 1).clamp(2, 64);
     let resumed = journal.chunks.len() as u64;
+    // Where dispatching starts. Under file input digests the committed chunks are not read
+    // again (their files' digests matched): dispatching starts after them, dropping the
+    // committed rows the source could not skip. Under data digests every committed chunk is
+    // re-read and re-digested, from the start.
+    let start = match ctx.input_rows {
+        Some(_) => {
+            let rows: u64 = journal.chunks.iter().map(|c| c.input_rows[1]).sum();
+            Start {
+                chunk: resumed,
+                rows,
+                drop: rows - ctx.skipped.min(rows),
+            }
+        }
+        None => Start::default(),
+    };
     let stop = AtomicBool::new(false);
     let (job_tx, job_rx) = sync_channel::<Job>(0);
     // Shared by the workers only: once the last one has stopped, the dispatcher's next
@@ -1187,9 +1220,10 @@ fn run_chunks(
                 queue,
                 stop,
                 ctx.input_rows,
+                start,
             )
         });
-        let r = commit_in_order(out_rx, ctx, journal);
+        let r = commit_in_order(out_rx, ctx, journal, start.chunk);
         if r.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
@@ -1197,8 +1231,18 @@ fn run_chunks(
     })
 }
 
-/// Cut the input into chunks and stream each to a worker (chunks committed by an earlier
-/// attempt are only digested here, to check the input did not change).
+/// Where dispatching starts: the first chunk, its first input row, and how many rows of
+/// the source's batches to drop before it (committed rows the source did not skip).
+#[derive(Debug, Clone, Copy, Default)]
+struct Start {
+    chunk: u64,
+    rows: u64,
+    drop: u64,
+}
+
+/// Cut the input into chunks and stream each to a worker, from `start` on (under data input
+/// digests, chunks committed by an earlier attempt are only digested here, to check the
+/// input did not change).
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     batches: Receiver<Result<RecordBatch>>,
@@ -1210,11 +1254,33 @@ fn dispatch(
     queue: usize,
     stop: &AtomicBool,
     ids: Option<&InputRows>,
+    start: Start,
 ) {
     let mut batches = batches.into_iter().peekable();
     let mut pending: Option<RecordBatch> = None;
-    let mut rows_in: u64 = 0;
-    let mut chunk: u64 = 0;
+    let mut rows_in: u64 = start.rows;
+    let mut chunk: u64 = start.chunk;
+    let mut drop = start.drop;
+    while drop > 0 {
+        match batches.next() {
+            Some(Ok(b)) if b.num_rows() as u64 <= drop => drop -= b.num_rows() as u64,
+            Some(Ok(b)) => {
+                let d = drop as usize;
+                pending = Some(b.slice(d, b.num_rows() - d));
+                drop = 0;
+            }
+            Some(Err(e)) => {
+                let _ = outcomes.send((chunk, Err(e)));
+                return;
+            }
+            None => {
+                let e =
+                    Error::input("the input ended inside its committed chunks; rerun with --overwrite to start over");
+                let _ = outcomes.send((chunk, Err(e)));
+                return;
+            }
+        }
+    }
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -1416,10 +1482,13 @@ fn commit_in_order(
     outcomes: Receiver<(u64, Result<Outcome>)>,
     ctx: &ChunkCtx<'_>,
     journal: &mut Journal,
+    first: u64,
 ) -> Result<()> {
     let mut waiting: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
-    let mut chunk: u64 = 0;
-    let (mut rows_in, mut rows_out) = (0u64, 0u64);
+    let mut chunk: u64 = first;
+    let before = &journal.chunks[..first as usize];
+    let mut rows_in: u64 = before.iter().map(|c| c.input_rows[1]).sum();
+    let mut rows_out: u64 = before.iter().map(|c| c.rows_out).sum();
     loop {
         let outcome = loop {
             if let Some(o) = waiting.remove(&chunk) {

@@ -379,3 +379,56 @@ fn under_file_input_digests_any_changed_input_file_refuses_the_resume() {
         "a refused resume leaves the journal as it was"
     );
 }
+
+/// Under file input digests a resume does not read the committed rows again: it skips whole
+/// Parquet files and row groups by their footers and drops the few rows left before the
+/// chunk boundary, and the result is byte-identical to a run never interrupted.
+#[test]
+fn a_resume_skips_the_committed_row_groups_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    // Two files of 30 rows in row groups of 4: the 40 rows of chunks 0..=3 are all of
+    // `a` (30) and two row groups of `b` (8), plus 2 rows that must be read and dropped.
+    for name in ["a.parquet", "b.parquet"] {
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(4))
+            .build();
+        let f = std::fs::File::create(inputs.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, orders().schema(), Some(props)).unwrap();
+        for _ in 0..3 {
+            w.write(&orders()).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let out = dir.path().join("out");
+    cmd(&inputs, &out)
+        .env("SLUICE_FAULT", "kill@journal_synced:3")
+        .assert()
+        .failure();
+    let resumed = cmd(&inputs, &out).env("SLUICE_LOG", "info").assert().success();
+    let stderr = String::from_utf8_lossy(&resumed.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("skipped the committed rows' row groups") && stderr.contains("38"),
+        "{stderr}"
+    );
+    let fresh = dir.path().join("fresh");
+    cmd(&inputs, &fresh).assert().success();
+    assert_eq!(snapshot(&out), snapshot(&fresh));
+    // Under data digests the same resume reads (and re-hashes) every committed row.
+    let out = dir.path().join("data");
+    let data = |out: &Path| {
+        let mut c = cmd(&inputs, out);
+        c.args(["--input-digest", "data"]);
+        c
+    };
+    data(&out)
+        .env("SLUICE_FAULT", "kill@journal_synced:3")
+        .assert()
+        .failure();
+    let resumed = data(&out).env("SLUICE_LOG", "info").assert().success();
+    assert!(!String::from_utf8_lossy(&resumed.get_output().stderr).contains("skipped the committed"));
+    let fresh = dir.path().join("data-fresh");
+    data(&fresh).assert().success();
+    assert_eq!(snapshot(&out), snapshot(&fresh));
+}

@@ -280,6 +280,41 @@ impl Source {
         &self.files
     }
 
+    /// Skip up to `rows` rows from the start without decoding them where the format allows:
+    /// whole Parquet files and row groups (their row counts are in the footer). Returns how
+    /// many rows were skipped; the batches that follow start right after them, so the
+    /// caller drops the rest (`rows` minus that) from those batches. Only before reading.
+    ///
+    /// # Errors
+    /// As reading: a Parquet footer that cannot be read.
+    pub fn skip_rows(&mut self, rows: u64) -> Result<u64> {
+        if self.next_file != 0 || self.current.is_some() || self.pending.is_some() {
+            return Ok(0);
+        }
+        let mut skipped = 0u64;
+        while self.next_file < self.files.len() && skipped < rows {
+            let index = self.next_file;
+            let input = &self.files[index];
+            if input.format != InputFormat::Parquet {
+                break;
+            }
+            let file = open_file(&input.path)?;
+            let (n, total, batches) = guard(input, || {
+                parquet::skipping(&input.path, file, self.opts.batch_rows, rows - skipped)
+            })?;
+            skipped += n;
+            self.next_file += 1;
+            self.current = Some((index, batches));
+            if n < total {
+                // The rows to skip end inside this file: read on from its row group.
+                break;
+            }
+            // The whole file was skipped: nothing of it is left to read.
+            self.current = None;
+        }
+        Ok(skipped)
+    }
+
     /// Open file `index` for reading batches.
     fn open_batches(&self, index: usize) -> Result<Batches> {
         let input = &self.files[index];

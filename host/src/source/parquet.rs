@@ -25,17 +25,43 @@ pub(super) fn schema(path: &Path, file: &File, size: u64) -> Result<SchemaRef> {
 
 /// The batches of a Parquet file, at most `batch_rows` rows each.
 pub(super) fn batches(path: &Path, file: File, batch_rows: usize) -> Result<Batches> {
+    Ok(skipping(path, file, batch_rows, 0)?.2)
+}
+
+/// The batches of a Parquet file from the row group holding row `rows` on (the row
+/// groups before it are not read), the number of rows skipped that way, and the file's
+/// row count.
+pub(super) fn skipping(path: &Path, file: File, batch_rows: usize, rows: u64) -> Result<(u64, u64, Batches)> {
     let size = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
     let metadata = load(path, &file, size)?;
-    Ok(Box::new(RowGroups {
-        path: path.to_path_buf(),
-        file,
-        metadata,
-        batch_rows,
-        next_group: 0,
-        first_row: 0,
-        current: None,
-    }))
+    let total = metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows().max(0) as u64)
+        .sum();
+    let (mut next_group, mut first_row) = (0, 0u64);
+    for g in metadata.metadata().row_groups() {
+        let n = g.num_rows().max(0) as u64;
+        if first_row + n > rows {
+            break;
+        }
+        first_row += n;
+        next_group += 1;
+    }
+    Ok((
+        first_row,
+        total,
+        Box::new(RowGroups {
+            path: path.to_path_buf(),
+            file,
+            metadata,
+            batch_rows,
+            next_group,
+            first_row,
+            current: None,
+        }),
+    ))
 }
 
 /// Parse the footer and check that every column chunk lies inside the file.
