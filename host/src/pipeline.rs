@@ -696,8 +696,8 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
     let seed = *blake3::hash(data_key.as_bytes()).as_bytes();
     let input_rows =
         (spec.input_digest == InputDigest::Files).then(|| InputRows::new(inputs.iter().map(|i| i.digest.as_str())));
-    // Files' digests are known before any row is read: a changed input is refused now, not
-    // after re-reading the committed chunks (their rows are still read, to skip them).
+    // Files' digests are known before any row is read: a changed input is refused now, and
+    // an unchanged one lets the resume skip the committed rows (below).
     if let (Some(ids), Some(c)) = (&input_rows, journal.chunks.first()) {
         let now = ids.chunk(c.input_rows);
         if now != c.input_digest {
@@ -1219,7 +1219,6 @@ fn run_chunks(
                 resumed,
                 queue,
                 stop,
-                ctx.input_rows,
                 start,
             )
         });
@@ -1253,7 +1252,6 @@ fn dispatch(
     resumed: u64,
     queue: usize,
     stop: &AtomicBool,
-    ids: Option<&InputRows>,
     start: Start,
 ) {
     let mut batches = batches.into_iter().peekable();
@@ -1286,7 +1284,9 @@ fn dispatch(
             return;
         }
         let verify = chunk < resumed;
-        let mut input_digest = (verify && ids.is_none()).then(|| DataDigest::new(schema));
+        // Only under data input digests: under file digests dispatching starts after the
+        // committed chunks.
+        let mut input_digest = verify.then(|| DataDigest::new(schema));
         let mut to_worker = None;
         if !verify {
             let (tx, rx) = sync_channel::<Msg>(queue);
@@ -1334,11 +1334,10 @@ fn dispatch(
                 return;
             }
         } else {
-            let input_digest = match (ids, input_digest) {
-                (Some(ids), _) => ids.chunk(input_rows),
-                (None, Some(d)) => d.finish(),
-                (None, None) => unreachable!("a verified chunk has a data digest or input rows"),
+            let Some(d) = input_digest else {
+                unreachable!("a chunk is either verified or sent to a worker")
             };
+            let input_digest = d.finish();
             let outcome = Outcome::Verified {
                 input_rows,
                 input_digest,
@@ -1513,7 +1512,8 @@ fn commit_in_order(
                 let c = &journal.chunks[chunk as usize];
                 // Already committed by an earlier attempt: the input must not have changed.
                 if c.input_rows != input_rows || c.input_digest != input_digest {
-                    return Err(input_changed(c, input_rows, &input_digest, ctx.input_rows.is_some()));
+                    // Verified chunks exist only under data input digests (see `Start`).
+                    return Err(input_changed(c, input_rows, &input_digest, false));
                 }
                 if last && !c.last {
                     // The input ends here now, but the earlier attempt saw more rows.
