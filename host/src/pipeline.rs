@@ -746,17 +746,27 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
         // Under `--input-digest files` the committed chunks' input is known to be unchanged
         // (the files' digests matched above), so a resume need not read it again: skip the
         // Parquet row groups it lies in without decoding them.
-        let committed: u64 = journal.chunks.iter().map(|c| c.input_rows[1]).sum();
-        let skipped = match &input_rows {
-            Some(_) if committed > 0 => source.skip_rows(committed)?,
-            _ => 0,
+        // Where dispatching starts. Under data digests every committed chunk is re-read and
+        // re-digested, from the start; under file digests dispatching starts after them,
+        // dropping the committed rows the source could not skip.
+        let from = match &input_rows {
+            Some(_) => {
+                let rows: u64 = journal.chunks.iter().map(|c| c.input_rows[1]).sum();
+                let skipped = if rows > 0 { source.skip_rows(rows)? } else { 0 };
+                if skipped > 0 {
+                    tracing::info!(
+                        rows = skipped,
+                        "resuming: skipped the committed rows' row groups without reading them"
+                    );
+                }
+                Start {
+                    chunk: resumed,
+                    rows,
+                    drop: rows - skipped.min(rows),
+                }
+            }
+            None => Start::default(),
         };
-        if skipped > 0 {
-            tracing::info!(
-                rows = skipped,
-                "resuming: skipped the committed rows' row groups without reading them"
-            );
-        }
         // Decoding runs on its own thread so it overlaps the transform and the encoding.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
         let reader = std::thread::spawn(move || {
@@ -785,7 +795,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
             plugins: &plugins,
             seed,
             input_rows: input_rows.as_ref(),
-            skipped,
+            start: from,
         };
         let result = run_chunks(chain, rx, &ctx, &mut journal);
         drop(reader);
@@ -1078,9 +1088,8 @@ struct ChunkCtx<'a> {
     /// How chunks' `input_digest` is formed when it is not a data digest
     /// ([`InputDigest::Files`]); `None`: every input value is digested.
     input_rows: Option<&'a InputRows>,
-    /// Input rows the source skipped without reading (committed chunks of a resumed run,
-    /// under [`InputDigest::Files`]).
-    skipped: u64,
+    /// Where dispatching starts (after the committed chunks under [`InputDigest::Files`]).
+    start: Start,
 }
 
 /// What the dispatcher streams to the worker of one chunk.
@@ -1148,21 +1157,7 @@ fn run_chunks(
     let chunk_batches = ctx.spec.chunk_rows.div_ceil(ctx.spec.source.batch_rows.max(1));
     let queue = (chunk_batches / 2 + 1).clamp(2, 64);
     let resumed = journal.chunks.len() as u64;
-    // Where dispatching starts. Under file input digests the committed chunks are not read
-    // again (their files' digests matched): dispatching starts after them, dropping the
-    // committed rows the source could not skip. Under data digests every committed chunk is
-    // re-read and re-digested, from the start.
-    let start = match ctx.input_rows {
-        Some(_) => {
-            let rows: u64 = journal.chunks.iter().map(|c| c.input_rows[1]).sum();
-            Start {
-                chunk: resumed,
-                rows,
-                drop: rows - ctx.skipped.min(rows),
-            }
-        }
-        None => Start::default(),
-    };
+    let start = ctx.start;
     let stop = AtomicBool::new(false);
     let (job_tx, job_rx) = sync_channel::<Job>(0);
     // Shared by the workers only: once the last one has stopped, the dispatcher's next
@@ -1485,9 +1480,8 @@ fn commit_in_order(
 ) -> Result<()> {
     let mut waiting: BTreeMap<u64, Result<Outcome>> = BTreeMap::new();
     let mut chunk: u64 = first;
-    let before = &journal.chunks[..first as usize];
-    let mut rows_in: u64 = before.iter().map(|c| c.input_rows[1]).sum();
-    let mut rows_out: u64 = before.iter().map(|c| c.rows_out).sum();
+    let mut rows_in: u64 = ctx.start.rows;
+    let mut rows_out: u64 = journal.chunks[..first as usize].iter().map(|c| c.rows_out).sum();
     loop {
         let outcome = loop {
             if let Some(o) = waiting.remove(&chunk) {

@@ -3,17 +3,16 @@
 //!
 //! wasm has no 128-bit compare: arrow's kernels run a two-word compare per value, which was
 //! the largest part of B1's `filter` in the sandbox. Decimals of precision up to 18 (most
-//! money columns) fit in 64 bits, so the column is checked once and compared as `i64`.
+//! money columns) fit in 64 bits, so each comparison checks that in the same pass and compares as `i64`.
 
 use sluice_sdk::arrow_array::{Array, ArrayRef, BooleanArray, Datum, Decimal128Array, Scalar};
 use sluice_sdk::arrow_buffer::BooleanBuffer;
 
 use crate::parse::Op;
 
-/// `col` as a `Decimal128` column whose values (under nulls too) all fit in 64 bits.
-fn narrow(col: &ArrayRef) -> Option<&Decimal128Array> {
-    let c = col.as_any().downcast_ref::<Decimal128Array>()?;
-    c.values().iter().all(|&x| x as i64 as i128 == x).then_some(c)
+/// `col` as a `Decimal128` column.
+fn decimal(col: &ArrayRef) -> Option<&Decimal128Array> {
+    col.as_any().downcast_ref::<Decimal128Array>()
 }
 
 /// The literal as an `i64`, when it is a non-null decimal of `c`'s type that fits.
@@ -26,34 +25,41 @@ fn literal(c: &Decimal128Array, lit: &Scalar<ArrayRef>) -> Option<i64> {
     i64::try_from(l.value(0)).ok()
 }
 
-fn collect(c: &Decimal128Array, f: impl Fn(i64) -> bool) -> BooleanArray {
+/// `f` of every value as an `i64`, or `None` if a value (under nulls too) does not fit in
+/// 64 bits: the check rides along in the same pass over the column.
+fn collect(c: &Decimal128Array, f: impl Fn(i64) -> bool) -> Option<BooleanArray> {
     let values = c.values();
-    let bits = BooleanBuffer::collect_bool(values.len(), |i| f(values[i] as i64));
-    BooleanArray::new(bits, c.nulls().cloned())
+    let mut fits = true;
+    let bits = BooleanBuffer::collect_bool(values.len(), |i| {
+        let x = values[i];
+        fits &= x as i64 as i128 == x;
+        f(x as i64)
+    });
+    fits.then(|| BooleanArray::new(bits, c.nulls().cloned()))
 }
 
 /// `col <op> lit`, or `None` when the column is not such a column.
 pub(crate) fn compare(op: Op, col: &ArrayRef, lit: &Scalar<ArrayRef>) -> Option<BooleanArray> {
-    let c = narrow(col)?;
+    let c = decimal(col)?;
     let v = literal(c, lit)?;
-    Some(match op {
+    match op {
         Op::Eq => collect(c, |x| x == v),
         Op::Ne => collect(c, |x| x != v),
         Op::Lt => collect(c, |x| x < v),
         Op::Le => collect(c, |x| x <= v),
         Op::Gt => collect(c, |x| x > v),
         Op::Ge => collect(c, |x| x >= v),
-    })
+    }
 }
 
 /// `lo <= col <= hi` in one pass, or `None` when the column is not such a column.
 pub(crate) fn between(col: &ArrayRef, lo: &Scalar<ArrayRef>, hi: &Scalar<ArrayRef>) -> Option<BooleanArray> {
-    let c = narrow(col)?;
+    let c = decimal(col)?;
     let (lo, hi) = (literal(c, lo)?, literal(c, hi)?);
     if lo > hi {
-        return Some(collect(c, |_| false));
+        return collect(c, |_| false);
     }
     // One unsigned compare: x - lo lands in 0..=hi - lo exactly when x is in lo..=hi.
     let span = hi.wrapping_sub(lo) as u64;
-    Some(collect(c, |x| (x.wrapping_sub(lo) as u64) <= span))
+    collect(c, |x| (x.wrapping_sub(lo) as u64) <= span)
 }
