@@ -53,6 +53,57 @@ fn native_and_wasm_runs_give_identical_batches() {
     }
 }
 
+/// `filter` compares decimals that fit in 64 bits with its own two-lane kernels in wasm only
+/// (natively arrow's kernels run), so the native run is the reference: every operator and
+/// `between`, over edge values of i64, nulls, batches that end inside a 64-value block on an
+/// odd count, and a batch with one value too wide for 64 bits (left to arrow in wasm too).
+#[test]
+fn filter_decimal_kernels_in_wasm_equal_arrows() {
+    use arrow::array::Decimal128Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    let edge = [
+        0i128,
+        1,
+        -1,
+        5,
+        7,
+        24,
+        i64::MAX as i128,
+        i64::MIN as i128,
+        999_999,
+        -999_999,
+    ];
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Decimal128(38, 2), true)]));
+    let batch = |n: usize, wide: bool| {
+        let mut values: Vec<Option<i128>> = (0..n).map(|i| (i % 9 != 4).then(|| edge[i % edge.len()])).collect();
+        if wide {
+            values[n / 2] = Some(i64::MAX as i128 + 1);
+        }
+        let x = Decimal128Array::from(values).with_precision_and_scale(38, 2).unwrap();
+        RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(x)]).unwrap()
+    };
+    let batches = [batch(151, false), batch(131, false), batch(1, false), batch(70, true)];
+    let predicates = [
+        "x = 0.05",
+        "x <> 0.05",
+        "x < 0.05",
+        "x <= 0.24",
+        "x > -0.01",
+        "x >= 0",
+        "x < 92233720368547758.07",
+        "x >= -92233720368547758.08",
+        "x between 0.05 and 0.07",
+        "x between -0.01 and 9999.99",
+        "x between 0.24 and 0.05",
+    ];
+    for p in predicates {
+        let config = [("predicate", p)];
+        let native = run_native::<filter::Filter>(&config, Arc::clone(&schema), &batches).unwrap();
+        let wasm = run_wasm(art::FILTER, &config, Arc::clone(&schema), &batches).unwrap();
+        assert_batches_eq(&native, &wasm);
+    }
+}
+
 #[test]
 fn checkpoint_restore_matches_in_both_modes() {
     let batches = input();

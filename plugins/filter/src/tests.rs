@@ -202,10 +202,11 @@ fn empty_and_all_pass_batches() {
 
 /// The 64-bit decimal comparisons against arrow's kernels: every operator and `between`,
 /// literals at and around the values, nulls, bounds of i64, and a column with one value
-/// too wide for 64 bits (which arrow compares instead).
+/// too wide for 64 bits (which arrow compares instead). 151 values cross two 64-value
+/// blocks into a partial one of an odd count, whole and sliced (an offset that is not a
+/// block multiple, 131 values).
 #[test]
 fn decimal_fast_path_equals_arrows_kernels() {
-    use crate::decimal;
     let t = DataType::Decimal128(18, 2);
     let edge = [
         0i128,
@@ -219,27 +220,39 @@ fn decimal_fast_path_equals_arrows_kernels() {
         999_999,
         -999_999,
     ];
-    let values: Vec<Option<i128>> = (0..40).map(|i| (i % 9 != 4).then(|| edge[i % edge.len()])).collect();
-    let narrow: ArrayRef = Arc::new(Decimal128Array::from(values.clone()).with_data_type(t.clone()));
+    let values: Vec<Option<i128>> = (0..151).map(|i| (i % 9 != 4).then(|| edge[i % edge.len()])).collect();
+    let whole: ArrayRef = Arc::new(Decimal128Array::from(values.clone()).with_data_type(t.clone()));
     let mut wide = values;
-    wide.push(Some(i64::MAX as i128 + 1));
+    wide.insert(100, Some(i64::MAX as i128 + 1));
     let wide: ArrayRef = Arc::new(Decimal128Array::from(wide).with_data_type(t.clone()));
+    for (narrow, wide) in [(whole.clone(), wide.clone()), (whole.slice(3, 131), wide.slice(3, 131))] {
+        decimal_cases(
+            &t,
+            &[0, 5, 6, 24, -1, i64::MAX as i128, i64::MIN as i128],
+            &narrow,
+            &wide,
+        );
+    }
+}
+
+fn decimal_cases(t: &DataType, literals: &[i128], narrow: &ArrayRef, wide: &ArrayRef) {
+    use crate::decimal;
     let lit = |v: i128| Scalar::new(Arc::new(Decimal128Array::from(vec![v]).with_data_type(t.clone())) as ArrayRef);
     let ops = [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge];
-    for v in [0i128, 5, 6, 24, -1, i64::MAX as i128, i64::MIN as i128] {
+    for &v in literals {
         for op in ops {
             let want = match op {
-                Op::Eq => cmp::eq(&narrow, &lit(v)),
-                Op::Ne => cmp::neq(&narrow, &lit(v)),
-                Op::Lt => cmp::lt(&narrow, &lit(v)),
-                Op::Le => cmp::lt_eq(&narrow, &lit(v)),
-                Op::Gt => cmp::gt(&narrow, &lit(v)),
-                Op::Ge => cmp::gt_eq(&narrow, &lit(v)),
+                Op::Eq => cmp::eq(narrow, &lit(v)),
+                Op::Ne => cmp::neq(narrow, &lit(v)),
+                Op::Lt => cmp::lt(narrow, &lit(v)),
+                Op::Le => cmp::lt_eq(narrow, &lit(v)),
+                Op::Gt => cmp::gt(narrow, &lit(v)),
+                Op::Ge => cmp::gt_eq(narrow, &lit(v)),
             }
             .unwrap();
             assert_eq!(decimal::compare(op, &narrow, &lit(v)).unwrap(), want, "{op:?} {v}");
             assert!(
-                decimal::compare(op, &wide, &lit(v)).is_none(),
+                decimal::compare(op, wide, &lit(v)).is_none(),
                 "a 128-bit value is left to arrow"
             );
         }
@@ -248,12 +261,12 @@ fn decimal_fast_path_equals_arrows_kernels() {
                 continue;
             }
             let want = and(
-                &cmp::gt_eq(&narrow, &lit(v)).unwrap(),
-                &cmp::lt_eq(&narrow, &lit(hi)).unwrap(),
+                &cmp::gt_eq(narrow, &lit(v)).unwrap(),
+                &cmp::lt_eq(narrow, &lit(hi)).unwrap(),
             )
             .unwrap();
             assert_eq!(
-                decimal::between(&narrow, &lit(v), &lit(hi)).unwrap(),
+                decimal::between(narrow, &lit(v), &lit(hi)).unwrap(),
                 want,
                 "between {v} and {hi}"
             );
