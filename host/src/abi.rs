@@ -6,8 +6,12 @@
 //! 1.1 bindings would accept a 1.0 plugin's export and then miss `column-plan` at
 //! instantiation. The version the plugin exports decides instead.
 
-use wasmtime::Store;
-use wasmtime::component::{InstancePre, Linker, ResourceAny};
+use std::mem::MaybeUninit;
+
+use arrow::buffer::Buffer;
+use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext};
+use wasmtime::component::{ComponentType, InstancePre, Linker, Lower, ResourceAny, TypedFunc};
+use wasmtime::{Store, ValRaw};
 
 use crate::sandbox::PluginState;
 
@@ -125,7 +129,10 @@ pub enum Pre {
     /// ABI 1.0.x
     V1_0(v1_0::TransformPluginPre<PluginState>),
     /// ABI 1.1 and later 1.x (later minors only add items)
-    V1_1(v1_1::TransformPluginPre<PluginState>),
+    V1_1(
+        v1_1::TransformPluginPre<PluginState>,
+        wasmtime::component::ComponentExportIndex,
+    ),
 }
 
 impl Pre {
@@ -137,7 +144,13 @@ impl Pre {
             .and_then(|m| m.parse::<u64>().ok())
             .unwrap_or(0);
         Ok(if minor >= 1 {
-            Pre::V1_1(v1_1::TransformPluginPre::new(pre)?)
+            // The export as bindgen finds it (semver-compatibly), for the typed call below.
+            let component = pre.component();
+            let process_columns = component
+                .get_export_index(None, "sluice:transform/transform@1.1.0")
+                .and_then(|i| component.get_export_index(Some(&i), "[method]transformer.process-columns"))
+                .ok_or_else(|| wasmtime::Error::msg("no `transformer.process-columns` export"))?;
+            Pre::V1_1(v1_1::TransformPluginPre::new(pre)?, process_columns)
         } else {
             Pre::V1_0(v1_0::TransformPluginPre::new(pre)?)
         })
@@ -147,7 +160,14 @@ impl Pre {
     pub fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Bound> {
         Ok(match self {
             Pre::V1_0(p) => Bound::V1_0(p.instantiate(store)?),
-            Pre::V1_1(p) => Bound::V1_1(p.instantiate(store)?),
+            Pre::V1_1(p, process_columns) => {
+                let instance = p.instance_pre().instantiate(&mut *store)?;
+                let bound = v1_1::TransformPlugin::new(&mut *store, &instance)?;
+                let f = instance
+                    .get_func(&mut *store, process_columns)
+                    .ok_or_else(|| wasmtime::Error::msg("no `transformer.process-columns` export"))?;
+                Bound::V1_1(bound, f.typed(&*store)?)
+            }
         })
     }
 }
@@ -156,8 +176,100 @@ impl Pre {
 pub enum Bound {
     /// ABI 1.0.x
     V1_0(v1_0::TransformPlugin),
-    /// ABI 1.1+
-    V1_1(v1_1::TransformPlugin),
+    /// ABI 1.1+, with `process-columns` typed to take the batch as [`Segments`].
+    V1_1(v1_1::TransformPlugin, ProcessColumns),
+}
+
+/// `transformer.process-columns` of ABI 1.1, taking its IPC stream as [`Segments`].
+pub type ProcessColumns = TypedFunc<
+    (ResourceAny, Segments),
+    (
+        Result<
+            v1_1::exports::sluice::transform::transform::ColumnResult,
+            v1_1::exports::sluice::transform::transform::Error,
+        >,
+    ),
+>;
+
+/// An IPC stream as the pieces arrow's `StreamEncoder` gives: message headers and padding,
+/// and the batch's own buffers, not copied. Lowered as a `list<u8>`, the pieces are written
+/// straight into the guest's memory: one copy of each buffer, where a `Vec<u8>` argument
+/// cost three (into the IPC body, into the stream, into the guest).
+pub struct Segments(pub Vec<Buffer>);
+
+impl Segments {
+    /// The stream's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|b| b.len()).sum()
+    }
+
+    /// Whether the stream has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole stream in one buffer (for a caller that needs it contiguous).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for b in &self.0 {
+            out.extend_from_slice(b);
+        }
+        out
+    }
+
+    /// Allocate the stream in the guest (its `realloc`, which checks the range is in its
+    /// memory) and copy the pieces there: the `(pointer, length)` of a `list<u8>`.
+    fn store<U>(&self, cx: &mut LowerContext<'_, U>) -> wasmtime::Result<(usize, usize)> {
+        let len = self.len();
+        let ptr = cx.realloc(0, 0, 1, len)?;
+        let mut at = ptr;
+        let memory = cx.as_slice_mut();
+        for b in &self.0 {
+            memory[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        }
+        Ok((ptr, len))
+    }
+}
+
+// SAFETY: the same representation as wasmtime's own `[u8]`: a pointer pair, type-checked as
+// `list<u8>` by `[u8]`'s own check.
+unsafe impl ComponentType for Segments {
+    type Lower = [ValRaw; 2];
+
+    const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <[u8] as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: writes exactly what wasmtime's `[u8]` lowering writes: the list's bytes in memory
+// that the guest's `realloc` returned (bounds-checked there), then its pointer and length
+// (as two i64 flat values, or two little-endian u32s in memory).
+unsafe impl Lower for Segments {
+    fn linear_lower_to_flat<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        dst: &mut MaybeUninit<[ValRaw; 2]>,
+    ) -> wasmtime::Result<()> {
+        let (ptr, len) = self.store(cx)?;
+        dst.write([ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)]);
+        Ok(())
+    }
+
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        let (ptr, len) = self.store(cx)?;
+        *cx.get::<4>(offset) = u32::try_from(ptr)?.to_le_bytes();
+        *cx.get::<4>(offset + 4) = u32::try_from(len)?.to_le_bytes();
+        Ok(())
+    }
 }
 
 /// The result of a guest call: a trap or host-side failure outside, the plugin's own error
@@ -172,7 +284,7 @@ macro_rules! dispatch {
                 let $t = b.sluice_transform_transform();
                 $body
             }
-            Bound::V1_1(b) => {
+            Bound::V1_1(b, _) => {
                 let $t = b.sluice_transform_transform();
                 $body
             }
@@ -224,7 +336,7 @@ impl Bound {
         use v1_1::exports::sluice::transform::transform::OutputColumn as O;
         match self {
             Bound::V1_0(_) => Ok(None),
-            Bound::V1_1(b) => Ok(b
+            Bound::V1_1(b, _) => Ok(b
                 .sluice_transform_transform()
                 .transformer()
                 .call_column_plan(store, h)?
@@ -249,14 +361,13 @@ impl Bound {
         &self,
         store: &mut Store<PluginState>,
         h: ResourceAny,
-        batch: &Vec<u8>,
+        batch: Segments,
     ) -> Call<RawColumnResult> {
         match self {
             Bound::V1_0(_) => Err(wasmtime::Error::msg("`process-columns` is not in ABI 1.0")),
-            Bound::V1_1(b) => Ok(b
-                .sluice_transform_transform()
-                .transformer()
-                .call_process_columns(store, h, batch)?
+            Bound::V1_1(_, f) => Ok(f
+                .call(store, (h, batch))?
+                .0
                 .map(|r| RawColumnResult {
                     selection: r.selection,
                     computed: r.computed,

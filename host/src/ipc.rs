@@ -67,6 +67,17 @@ pub fn encode_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8
     Ok(out)
 }
 
+/// Encode one batch as an IPC stream (schema, batch, end marker) in pieces that share the
+/// batch's buffers instead of copying them: for [`crate::abi::Segments`], which copies
+/// them once, straight into a plugin's memory. The bytes are those of [`encode_batches`].
+pub fn encode_segments(schema: &Schema, batch: &RecordBatch) -> Result<crate::abi::Segments, IpcError> {
+    let malformed = |e: arrow::error::ArrowError| IpcError::Malformed(e.to_string());
+    let mut encoder = arrow::ipc::writer::StreamEncoder::try_new(schema).map_err(malformed)?;
+    let mut pieces = encoder.encode(batch).map_err(malformed)?;
+    pieces.extend(encoder.finish().map_err(malformed)?);
+    Ok(crate::abi::Segments(pieces))
+}
+
 /// Check the framing of every message in IPC stream `bytes` before arrow decodes it: each
 /// message's metadata and body fit in the bytes, and every buffer a record batch or
 /// dictionary batch declares lies inside its body.
@@ -495,6 +506,20 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    /// The pieces a plugin's memory receives are, end to end, the stream `encode_batches`
+    /// writes: whole and sliced (offsets rebased), and they decode to the batch.
+    #[test]
+    fn segments_are_the_encoded_stream() {
+        let b = batch();
+        for b in [b.clone(), b.slice(1, 2), b.slice(3, 0)] {
+            let segments = encode_segments(&b.schema(), &b).unwrap();
+            let bytes = encode_batches(&b.schema(), std::slice::from_ref(&b)).unwrap();
+            assert_eq!(segments.len(), bytes.len());
+            assert_eq!(segments.to_vec(), bytes);
+            assert_eq!(decode_stream(segments.to_vec(), &b.schema()).unwrap(), vec![b]);
+        }
     }
 
     #[test]

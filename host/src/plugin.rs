@@ -378,10 +378,10 @@ impl Transformer {
         let read = plan
             .project(batch)
             .map_err(|e| Error::input(format!("cannot project a batch for plugin `{}`: {e}", self.name)))?;
-        let bytes = ipc::encode_batches(&plan.read_schema, std::slice::from_ref(&read))
+        let bytes = ipc::encode_segments(&plan.read_schema, &read)
             .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
         self.begin(what)?;
-        let r = self.bindings.process_columns(&mut self.store, self.handle, &bytes);
+        let r = self.bindings.process_columns(&mut self.store, self.handle, bytes);
         let r = self.end(what, r)?;
         let out = r.map_err(|e| guest_error(&self.name, what, e))?;
         let returned = out.selection.as_ref().map_or(0, Vec::len) + out.computed.len();
