@@ -225,7 +225,10 @@ fn decimal_fast_path_equals_arrows_kernels() {
     let mut wide = values;
     wide.insert(100, Some(i64::MAX as i128 + 1));
     let wide: ArrayRef = Arc::new(Decimal128Array::from(wide).with_data_type(t.clone()));
-    for (narrow, wide) in [(whole.clone(), wide.clone()), (whole.slice(3, 131), wide.slice(3, 131))] {
+    for (narrow, wide) in [
+        (Arc::clone(&whole), Arc::clone(&wide)),
+        (whole.slice(3, 131), wide.slice(3, 131)),
+    ] {
         decimal_cases(
             &t,
             &[0, 5, 6, 24, -1, i64::MAX as i128, i64::MIN as i128],
@@ -250,7 +253,7 @@ fn decimal_cases(t: &DataType, literals: &[i128], narrow: &ArrayRef, wide: &Arra
                 Op::Ge => cmp::gt_eq(narrow, &lit(v)),
             }
             .unwrap();
-            assert_eq!(decimal::compare(op, &narrow, &lit(v)).unwrap(), want, "{op:?} {v}");
+            assert_eq!(decimal::compare(op, narrow, &lit(v)).unwrap(), want, "{op:?} {v}");
             assert!(
                 decimal::compare(op, wide, &lit(v)).is_none(),
                 "a 128-bit value is left to arrow"
@@ -275,5 +278,5 @@ fn decimal_cases(t: &DataType, literals: &[i128], narrow: &ArrayRef, wide: &Arra
     // A literal of another decimal type is not compared here.
     let other =
         Scalar::new(Arc::new(Decimal128Array::from(vec![5]).with_precision_and_scale(18, 3).unwrap()) as ArrayRef);
-    assert!(decimal::compare(Op::Lt, &narrow, &other).is_none());
+    assert!(decimal::compare(Op::Lt, narrow, &other).is_none());
 }
