@@ -45,12 +45,15 @@ pub fn check_string_views(data: &ArrayData) -> Result<(), ArrowError> {
         let (lo, hi) = (v as u64, (v >> 64) as u64);
         let len = lo as u32 as usize;
         if len <= 12 {
-            let bytes = v.to_le_bytes();
-            if bytes[4 + len..].iter().any(|&b| b != 0) {
+            // The bytes after the value must be zero: in the low word's upper half past
+            // `len` bytes, and in the high word past `len - 4` (masks, not a byte loop).
+            let pad_lo = if len >= 4 { 0 } else { !0u64 << (32 + 8 * len) };
+            let pad_hi = if len >= 12 { 0 } else { !0u64 << (8 * len.saturating_sub(4)) };
+            if lo & pad_lo != 0 || hi & pad_hi != 0 {
                 return Err(bad(idx, "non-zero padding in an inline view"));
             }
             if ((lo >> 32) | hi) & HIGH != 0 {
-                utf8(idx, &bytes[4..4 + len])?;
+                utf8(idx, &v.to_le_bytes()[4..4 + len])?;
             }
             continue;
         }
@@ -62,7 +65,8 @@ pub fn check_string_views(data: &ArrayData) -> Result<(), ArrowError> {
             .checked_add(len)
             .and_then(|end| buffer.get(offset..end))
             .ok_or_else(|| bad(idx, "slice out of the buffer's bounds"))?;
-        if b[..4] != prefix.to_le_bytes() {
+        // As one `u32`: a 4-byte slice comparison is a `memcmp` call in wasm.
+        if u32::from_le_bytes([b[0], b[1], b[2], b[3]]) != prefix {
             return Err(bad(idx, "prefix does not match the data"));
         }
         if !ascii[index] && !is_ascii(b) {
@@ -135,5 +139,25 @@ mod tests {
         let data = unsafe { data.build_unchecked() };
         assert!(data.validate_values().is_err());
         assert!(check_string_views(&data).is_err());
+    }
+
+    /// Inline views of every length pass, and a set bit in any padding byte after the value
+    /// is refused, as arrow refuses it.
+    #[test]
+    fn inline_padding_is_checked_at_every_length_and_byte() {
+        use arrow_array::{Array, StringViewArray};
+        for len in 0..=12 {
+            let good = StringViewArray::from(vec!["x".repeat(len)]).to_data();
+            assert!(check_string_views(&good).is_ok(), "length {len}");
+            let view = good.buffers()[0].typed_data::<u128>()[0];
+            for byte in 4 + len..16 {
+                let v = view | (1u128 << (8 * byte));
+                let data = good.clone().into_builder().buffers(vec![Buffer::from_vec(vec![v])]);
+                // SAFETY: only handed to the checks below.
+                let data = unsafe { data.build_unchecked() };
+                assert!(data.validate_values().is_err(), "arrow: length {len}, byte {byte}");
+                assert!(check_string_views(&data).is_err(), "length {len}, byte {byte}");
+            }
+        }
     }
 }
