@@ -48,7 +48,11 @@ pub fn check_string_views(data: &ArrayData) -> Result<(), ArrowError> {
             // The bytes after the value must be zero: in the low word's upper half past
             // `len` bytes, and in the high word past `len - 4` (masks, not a byte loop).
             let pad_lo = if len >= 4 { 0 } else { !0u64 << (32 + 8 * len) };
-            let pad_hi = if len >= 12 { 0 } else { !0u64 << (8 * len.saturating_sub(4)) };
+            let pad_hi = if len >= 12 {
+                0
+            } else {
+                !0u64 << (8 * len.saturating_sub(4))
+            };
             if lo & pad_lo != 0 || hi & pad_hi != 0 {
                 return Err(bad(idx, "non-zero padding in an inline view"));
             }
