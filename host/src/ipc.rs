@@ -341,14 +341,15 @@ impl<'a> Walk<'a> {
         };
         match dt {
             Null => {}
-            Utf8 | Binary => self.buffers3(4)?,
-            LargeUtf8 | LargeBinary => self.buffers3(8)?,
+            Utf8 | Binary => self.buffers3(node, 4)?,
+            LargeUtf8 | LargeBinary => self.buffers3(node, 8)?,
             Utf8View | BinaryView => {
                 let Some(count) = self.variadic.pop_front() else {
                     return Ok(());
                 };
-                self.buffer("validity", 1)?;
-                self.buffer("views", 16)?;
+                self.validity(node)?;
+                let views = self.buffer("views", 16)?;
+                at_least(views, node.length(), 16, "views")?;
                 for _ in 0..count.clamp(0, self.buffers.len() as i64) {
                     self.buffer("data", 1)?;
                 }
@@ -411,20 +412,64 @@ impl<'a> Walk<'a> {
                 }
             }
             _ => {
-                self.buffer("validity", 1)?;
-                self.buffer("values", dt.primitive_width().unwrap_or(1))?;
+                self.validity(node)?;
+                let width = dt.primitive_width().unwrap_or(1);
+                let values = self.buffer("values", width)?;
+                match dt {
+                    Boolean => at_least(values, node.length().saturating_add(7) / 8, 1, "values")?,
+                    FixedSizeBinary(n) => at_least(values, node.length(), i64::from(*n), "values")?,
+                    _ if dt.is_primitive() => at_least(values, node.length(), width as i64, "values")?,
+                    _ => {}
+                }
             }
         }
         Ok(())
     }
 
+    /// Take the validity buffer of `node`: when it has nulls, it needs a bit per row.
+    fn validity(&mut self, node: arrow::ipc::FieldNode) -> Result<(), String> {
+        let validity = self.buffer("validity", 1)?;
+        if node.null_count() > 0 {
+            at_least(validity, node.length().saturating_add(7) / 8, 1, "validity")?;
+        }
+        Ok(())
+    }
+
     /// Validity, offsets of `width` bytes, and data: the string and binary layouts.
-    fn buffers3(&mut self, width: usize) -> Result<(), String> {
-        self.buffer("validity", 1)?;
-        self.buffer("offsets", width)?;
+    fn buffers3(&mut self, node: arrow::ipc::FieldNode, width: usize) -> Result<(), String> {
+        self.validity(node)?;
+        let offsets = self.buffer("offsets", width)?;
+        if node.length() > 0 {
+            at_least(offsets, node.length().saturating_add(1), width as i64, "offsets")?;
+        }
         self.buffer("data", 1)?;
         Ok(())
     }
+}
+
+/// Refuse buffer `b` (when present) if it is shorter than `count` elements of `width`
+/// bytes: arrays decoded without arrow's validation (see [`decode_stream`]) are built over
+/// their buffers before anything checks them, and arrow's constructors assert the length.
+fn at_least(b: Option<arrow::ipc::Buffer>, count: i64, width: i64, what: &str) -> Result<(), String> {
+    let need = count.saturating_mul(width);
+    match b {
+        Some(b) if count > 0 && b.length() < need => Err(format!(
+            "its {what} buffer has {} bytes, fewer than the {need} its {count} rows need",
+            b.length()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Types whose every buffer the framing walk checks for length (flat types): only streams
+/// made of these are decoded without arrow's validation.
+fn flat(dt: &DataType) -> bool {
+    use DataType::*;
+    dt.is_primitive()
+        || matches!(
+            dt,
+            Null | Boolean | Utf8 | LargeUtf8 | Binary | LargeBinary | Utf8View | BinaryView | FixedSizeBinary(_)
+        )
 }
 
 /// Decode the schema at the head of an IPC stream.
@@ -464,12 +509,25 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
         .ok_or_else(|| IpcError::Malformed("the schema message holds no schema".into()))?;
     let schema = Arc::new(arrow::ipc::convert::try_fb_to_schema(fb).map_err(malformed)?);
     check_schema(&schema, expected)?;
-    // arrow 60's `StreamDecoder` validates every record batch whatever it is told (it
-    // passes `skip_validation` on to dictionaries only), and its check of `Utf8View` values
-    // is one `str::from_utf8` per value: a tenth of a masking plugin's transform stage.
-    // SAFETY: every array decoded here is checked by `sluice_arrow_check::validate_full`
-    // (what arrow's validation checks) before it leaves this function.
-    let mut decoder = unsafe { FileDecoder::new(schema, message.version()).with_skip_validation(true) };
+    // arrow's validation of `Utf8View` values is one `str::from_utf8` per value: a tenth of
+    // a masking plugin's transform stage. Streams of flat columns without compression are
+    // decoded without it: the framing walk has checked the length of every buffer they have
+    // (arrow's constructors assert those before any validation could run), and
+    // `sluice_arrow_check::validate_full` checks the rest below. Other streams keep arrow's
+    // validation. (arrow 60's `StreamDecoder` validates record batches whatever it is told,
+    // so messages are read with `FileDecoder`.)
+    let unchecked = schema.fields().iter().all(|f| flat(f.data_type()))
+        && frames.clone().all(|f| {
+            arrow::ipc::root_as_message(&buf[f.meta_start..f.meta_end])
+                .ok()
+                .and_then(|m| m.header_as_record_batch())
+                .is_none_or(|b| b.compression().is_none())
+        });
+    let mut decoder = FileDecoder::new(schema, message.version());
+    if unchecked {
+        // SAFETY: see above; every column is validated before it leaves this function.
+        decoder = unsafe { decoder.with_skip_validation(true) };
+    }
     let mut out = Vec::new();
     for f in frames {
         // The decoder reads the message at the start of the buffer it is given.
@@ -482,7 +540,7 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
         match f.kind {
             "record batch" => {
                 if let Some(b) = decoder.read_record_batch(&block, &message).map_err(malformed)? {
-                    for (field, column) in b.schema_ref().fields().iter().zip(b.columns()) {
+                    for (field, column) in b.schema_ref().fields().iter().zip(b.columns()).filter(|_| unchecked) {
                         sluice_arrow_check::validate_full(&column.to_data())
                             .map_err(|e| IpcError::Malformed(format!("column `{}`: {e}", field.name())))?;
                     }
