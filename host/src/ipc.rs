@@ -93,13 +93,15 @@ pub fn check_stream_framing(bytes: &[u8]) -> Result<(), IpcError> {
 }
 
 /// One message of an IPC stream, by byte positions: it starts at `start` (its continuation
-/// marker, or its length), its metadata ends at `meta_end` and its body at `body_end`.
+/// marker, or its length), its metadata runs from `meta_start` to `meta_end` and its body
+/// to `body_end`; `compressed` if its buffers are.
 struct Frame {
     start: usize,
     meta_start: usize,
     meta_end: usize,
     body_end: usize,
     kind: &'static str,
+    compressed: bool,
 }
 
 /// The messages of `bytes` up to the end-of-stream marker (or the end), each checked as
@@ -128,7 +130,7 @@ fn frames(bytes: &[u8]) -> Result<Vec<Frame>, IpcError> {
                 format!("it declares {meta_len} bytes of metadata, beyond the end of the stream"),
             ));
         };
-        let (kind, body_len) =
+        let (kind, body_len, compressed) =
             check_message(&bytes[meta_start..meta_end], &mut layouts).map_err(|why| bad(pos, why))?;
         let body_end = usize::try_from(body_len).ok().and_then(|l| meta_end.checked_add(l));
         match body_end {
@@ -139,6 +141,7 @@ fn frames(bytes: &[u8]) -> Result<Vec<Frame>, IpcError> {
                     meta_end,
                     body_end: end,
                     kind,
+                    compressed,
                 });
                 pos = end;
             }
@@ -155,14 +158,14 @@ fn frames(bytes: &[u8]) -> Result<Vec<Frame>, IpcError> {
 
 /// Parse one IPC message header (a flatbuffer, verified) and check that every buffer of a
 /// record batch or dictionary batch lies inside the body the message declares; return
-/// what the message is (`schema`, `record batch`, `dictionary batch`, `message`) and its
-/// body length.
+/// what the message is (`schema`, `record batch`, `dictionary batch`, `message`), its
+/// body length, and whether its buffers are compressed.
 ///
 /// With `layouts` (what the stream's schema says each batch holds), also check what arrow's
 /// decoder assumes without checking: that buffers it views as typed slices (offsets, views,
 /// dictionary keys, fixed-width values) hold whole elements, and that union buffers cover
 /// their rows. A schema message updates `layouts`.
-pub fn check_message(meta: &[u8], layouts: &mut Layouts) -> Result<(&'static str, u64), String> {
+pub fn check_message(meta: &[u8], layouts: &mut Layouts) -> Result<(&'static str, u64, bool), String> {
     let message = arrow::ipc::root_as_message(meta).map_err(|e| format!("unreadable message header ({e})"))?;
     let body_len =
         u64::try_from(message.bodyLength()).map_err(|_| format!("negative body length {}", message.bodyLength()))?;
@@ -208,7 +211,16 @@ pub fn check_message(meta: &[u8], layouts: &mut Layouts) -> Result<(&'static str
         }
         _ => {}
     }
-    Ok((kind, body_len))
+    let compressed = match message.header_type() {
+        arrow::ipc::MessageHeader::RecordBatch => message.header_as_record_batch().and_then(|b| b.compression()),
+        arrow::ipc::MessageHeader::DictionaryBatch => message
+            .header_as_dictionary_batch()
+            .and_then(|d| d.data())
+            .and_then(|b| b.compression()),
+        _ => None,
+    }
+    .is_some();
+    Ok((kind, body_len, compressed))
 }
 
 /// The most rows one IPC record batch may declare: what 32-bit Arrow offsets address.
@@ -454,7 +466,7 @@ fn at_least(b: Option<arrow::ipc::Buffer>, count: i64, width: i64, what: &str) -
     let need = count.saturating_mul(width);
     match b {
         Some(b) if count > 0 && b.length() < need => Err(format!(
-            "its {what} buffer has {} bytes, fewer than the {need} its {count} rows need",
+            "its {what} buffer has {} bytes, fewer than the {need} that {count} elements of {width} bytes need",
             b.length()
         )),
         _ => Ok(()),
@@ -516,13 +528,7 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
     // `sluice_arrow_check::validate_full` checks the rest below. Other streams keep arrow's
     // validation. (arrow 60's `StreamDecoder` validates record batches whatever it is told,
     // so messages are read with `FileDecoder`.)
-    let unchecked = schema.fields().iter().all(|f| flat(f.data_type()))
-        && frames.clone().all(|f| {
-            arrow::ipc::root_as_message(&buf[f.meta_start..f.meta_end])
-                .ok()
-                .and_then(|m| m.header_as_record_batch())
-                .is_none_or(|b| b.compression().is_none())
-        });
+    let unchecked = schema.fields().iter().all(|f| flat(f.data_type())) && !frames.clone().any(|f| f.compressed);
     let mut decoder = FileDecoder::new(schema, message.version());
     if unchecked {
         // SAFETY: see above; every column is validated before it leaves this function.
@@ -540,17 +546,7 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
         match f.kind {
             "record batch" => {
                 if let Some(b) = decoder.read_record_batch(&block, &message).map_err(malformed)? {
-                    for (field, column) in b.schema_ref().fields().iter().zip(b.columns()).filter(|_| unchecked) {
-                        sluice_arrow_check::validate_full(&column.to_data())
-                            .map_err(|e| IpcError::Malformed(format!("column `{}`: {e}", field.name())))?;
-                    }
-                    // The checked constructor: every column has the batch's row count, the
-                    // schema's type, and no nulls where the field is not nullable.
-                    let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-                    let b =
-                        RecordBatch::try_new_with_options(Arc::clone(b.schema_ref()), b.columns().to_vec(), &options)
-                            .map_err(malformed)?;
-                    out.push(b);
+                    out.push(if unchecked { validate(b)? } else { b });
                 }
             }
             "dictionary batch" => decoder.read_dictionary(&block, &message).map_err(malformed)?,
@@ -563,6 +559,19 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
         }
     }
     Ok(out)
+}
+
+/// What arrow's validation checks, for a batch decoded without it: every column in full
+/// (`sluice_arrow_check`), then arrow's checked constructor (each column has the batch's row
+/// count and the schema's type, and no nulls where the field is not nullable).
+fn validate(b: RecordBatch) -> Result<RecordBatch, IpcError> {
+    for (field, column) in b.schema_ref().fields().iter().zip(b.columns()) {
+        sluice_arrow_check::validate_full(&column.to_data())
+            .map_err(|e| IpcError::Malformed(format!("column `{}`: {e}", field.name())))?;
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(b.schema_ref()), b.columns().to_vec(), &options)
+        .map_err(|e| IpcError::Malformed(e.to_string()))
 }
 
 /// Check that `got` has the same fields (names, types, nullability, metadata) as `expected`.

@@ -199,7 +199,7 @@ fn check_stream_messages(path: &Path, file: &mut File) -> Result<()> {
         file.seek(SeekFrom::Start(meta_start))
             .and_then(|_| file.read_exact(&mut meta))
             .map_err(|e| Error::io("read", path, e))?;
-        let (kind, body_len) =
+        let (kind, body_len, _) =
             crate::ipc::check_message(&meta, &mut layouts).map_err(|why| bad(pos, format!("is invalid: {why}")))?;
         let end = (meta_start + meta_len).checked_add(body_len).filter(|&e| e <= size);
         let at = pos;
@@ -237,7 +237,7 @@ fn check_block(file: &mut File, block: &Block, layouts: &mut crate::ipc::Layouts
     let header = meta
         .get(prefix + 4..prefix + 4 + len)
         .ok_or("a header longer than its block")?;
-    let (_, body_len) = crate::ipc::check_message(header, layouts)?;
+    let (_, body_len, _) = crate::ipc::check_message(header, layouts)?;
     if body_len > u64::try_from(block.bodyLength()).unwrap_or(0) {
         return Err(format!(
             "a body of {body_len} bytes in a block of {} bytes",
