@@ -25,15 +25,18 @@ fn literal(c: &Decimal128Array, lit: &Scalar<ArrayRef>) -> Option<i64> {
     i64::try_from(l.value(0)).ok()
 }
 
-/// `f` of every value as an `i64`, two at a time, or `None` if a value (under nulls too)
-/// does not fit in 64 bits: the check rides along in the same pass over the column.
+/// `f` of every value as an `i64`, or `None` if a value (under nulls too) does not fit in
+/// 64 bits: the check rides along in the same pass over the column. With `NOT`, each result
+/// bit is inverted (`!f`), once per output word instead of once per pair of values.
 ///
 /// The values are read as pairs of 64-bit words (low, high; arrow buffers are little
-/// endian) and compared as two-lane vectors, 64 values per output word, with no branch in
-/// the loop. The closure-per-bit form (`BooleanBuffer::collect_bool` over `i128`s) cost about
-/// 4 ns per value in wasm, most of B1's `filter`: wasm has no per-lane shift, so LLVM left it
-/// scalar.
-fn collect(c: &Decimal128Array, f: impl Fn(X2) -> X2) -> Option<BooleanArray> {
+/// endian) and compared as two-lane vectors, eight values (one output byte) per step and
+/// 64 per output word, with no branch in the step. The closure-per-bit form
+/// (`BooleanBuffer::collect_bool` over `i128`s) cost about 4 ns per value in wasm, most of
+/// B1's `filter`: wasm has no per-lane shift, so LLVM left it scalar. Eight values per
+/// step rather than two: the sandbox's fuel and interruption checks run once per loop
+/// iteration, and the compiled loop reloaded its constants from the stack every iteration.
+fn collect<const NOT: bool>(c: &Decimal128Array, f: impl Fn(X2) -> X2) -> Option<BooleanArray> {
     let len = c.len();
     // `i128` buffers are 8-byte aligned in practice; one that is not is left to arrow's kernel.
     let buffer = c.values().inner();
@@ -45,18 +48,38 @@ fn collect(c: &Decimal128Array, f: impl Fn(X2) -> X2) -> Option<BooleanArray> {
     let mut bad = X2::splat(0);
     let mut block = |words: &[u64]| {
         let mut packed = 0u64;
-        let mut quads = words.chunks_exact(4);
+        let mut octets = words.chunks_exact(16);
+        for (k, o) in (&mut octets).enumerate() {
+            let o: &[u64; 16] = o.try_into().expect("chunks of 16");
+            let (l0, h0) = X2::load(o[0..4].try_into().expect("4 words"));
+            let (l1, h1) = X2::load(o[4..8].try_into().expect("4 words"));
+            let (l2, h2) = X2::load(o[8..12].try_into().expect("4 words"));
+            let (l3, h3) = X2::load(o[12..16].try_into().expect("4 words"));
+            bad = bad
+                .or(l0.misfit(h0))
+                .or(l1.misfit(h1))
+                .or(l2.misfit(h2))
+                .or(l3.misfit(h3));
+            let byte = f(l0).bitmask() | (f(l1).bitmask() << 2) | (f(l2).bitmask() << 4) | (f(l3).bitmask() << 6);
+            packed |= u64::from(byte) << (8 * k);
+        }
+        let done = words.len() / 2 - octets.remainder().len() / 2;
+        let mut quads = octets.remainder().chunks_exact(4);
         for (k, q) in (&mut quads).enumerate() {
             let (lo, hi) = X2::load(q.try_into().expect("chunks of 4"));
-            // A value fits when its high word is the sign extension of its low word.
-            bad = bad.or(hi.xor(lo.sign()));
-            packed |= u64::from(f(lo).bitmask()) << (2 * k);
+            bad = bad.or(lo.misfit(hi));
+            packed |= u64::from(f(lo).bitmask()) << (done + 2 * k);
         }
         if let [l, h] = *quads.remainder() {
             // An odd last value: padded with itself, and only its own bit kept.
             let (lo, hi) = X2::load(&[l, h, l, h]);
-            bad = bad.or(hi.xor(lo.sign()));
+            bad = bad.or(lo.misfit(hi));
             packed |= u64::from(f(lo).bitmask() & 1) << (words.len() / 2 - 1);
+        }
+        if NOT {
+            // Only the block's own values: bits past the end stay clear.
+            let n = words.len() / 2;
+            packed = !packed & (u64::MAX >> (64 - n));
         }
         packed
     };
@@ -76,12 +99,12 @@ pub(crate) fn compare(op: Op, col: &ArrayRef, lit: &Scalar<ArrayRef>) -> Option<
     let c = decimal(col)?;
     let v = X2::splat(literal(c, lit)?);
     match op {
-        Op::Eq => collect(c, |x| x.eq(v)),
-        Op::Ne => collect(c, |x| x.eq(v).not()),
-        Op::Lt => collect(c, |x| v.gt(x)),
-        Op::Le => collect(c, |x| x.gt(v).not()),
-        Op::Gt => collect(c, |x| x.gt(v)),
-        Op::Ge => collect(c, |x| v.gt(x).not()),
+        Op::Eq => collect::<false>(c, |x| x.eq(v)),
+        Op::Ne => collect::<true>(c, |x| x.eq(v)),
+        Op::Lt => collect::<false>(c, |x| v.gt(x)),
+        Op::Le => collect::<true>(c, |x| x.gt(v)),
+        Op::Gt => collect::<false>(c, |x| x.gt(v)),
+        Op::Ge => collect::<true>(c, |x| v.gt(x)),
     }
 }
 
@@ -90,7 +113,7 @@ pub(crate) fn between(col: &ArrayRef, lo: &Scalar<ArrayRef>, hi: &Scalar<ArrayRe
     let c = decimal(col)?;
     let (lo, hi) = (X2::splat(literal(c, lo)?), X2::splat(literal(c, hi)?));
     // Neither below `lo` nor above `hi` (empty when lo > hi, as arrow's two comparisons give).
-    collect(c, |x| lo.gt(x).or(x.gt(hi)).not())
+    collect::<true>(c, |x| lo.gt(x).or(x.gt(hi)))
 }
 
 /// Two signed 64-bit lanes: wasm's `v128` in the sandbox; elsewhere (the native build and
@@ -123,15 +146,13 @@ impl X2 {
     fn or(self, o: Self) -> Self {
         Self(core::arch::wasm32::v128_or(self.0, o.0))
     }
-    fn xor(self, o: Self) -> Self {
-        Self(core::arch::wasm32::v128_xor(self.0, o.0))
-    }
-    fn not(self) -> Self {
-        Self(core::arch::wasm32::v128_not(self.0))
-    }
-    /// Each lane's sign bit across the lane (the sign extension of the low word).
-    fn sign(self) -> Self {
-        Self(core::arch::wasm32::i64x2_shr(self.0, 63))
+    /// Non-zero in a lane whose value (`self` the low word, `hi` the high word) does not
+    /// fit in 64 bits: it fits when `hi` is the low word's sign extension, 0 or -1, that is
+    /// when `hi` plus the low word's sign bit is 0. A logical shift, not an arithmetic one:
+    /// x86 has no 64-bit arithmetic shift before AVX-512, so that compiles to several.
+    fn misfit(self, hi: Self) -> Self {
+        use core::arch::wasm32::*;
+        Self(i64x2_add(hi.0, u64x2_shr(self.0, 63)))
     }
     /// Bit `i` set when lane `i`'s top bit is.
     fn bitmask(self) -> u8 {
@@ -163,15 +184,9 @@ impl X2 {
     fn or(self, o: Self) -> Self {
         self.lanes(o, |a, b| a | b)
     }
-    fn xor(self, o: Self) -> Self {
-        self.lanes(o, |a, b| a ^ b)
-    }
-    fn not(self) -> Self {
-        self.lanes(self, |a, _| !a)
-    }
-    /// Each lane's sign bit across the lane (the sign extension of the low word).
-    fn sign(self) -> Self {
-        self.lanes(self, |a, _| a >> 63)
+    /// Non-zero in a lane whose value does not fit in 64 bits (see the wasm version).
+    fn misfit(self, hi: Self) -> Self {
+        hi.lanes(self, |h, l| h.wrapping_add((l as u64 >> 63) as i64))
     }
     /// Bit `i` set when lane `i`'s top bit is.
     fn bitmask(self) -> u8 {

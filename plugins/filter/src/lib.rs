@@ -239,7 +239,7 @@ impl Check {
 impl Transform for Filter {
     const INFO: PluginInfo = PluginInfo {
         name: "filter",
-        version: "1.0.2",
+        version: "1.0.3",
         description: "Keeps the rows that match a predicate (`predicate=...`).",
         stateful: false,
     };

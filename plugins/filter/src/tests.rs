@@ -238,6 +238,14 @@ fn decimal_fast_path_equals_arrows_kernels() {
     }
 }
 
+/// Whether the bits of `a`'s buffer after its last value are all clear: inverted results
+/// (`<>`, `<=`, `>=`, `between`) must not set them.
+fn clear_past_end(a: &BooleanArray) -> bool {
+    let bits = a.values();
+    let bytes = bits.inner().as_slice();
+    (bits.offset() + bits.len()..bytes.len() * 8).all(|i| bytes[i / 8] >> (i % 8) & 1 == 0)
+}
+
 fn decimal_cases(t: &DataType, literals: &[i128], narrow: &ArrayRef, wide: &ArrayRef) {
     use crate::decimal;
     let lit = |v: i128| Scalar::new(Arc::new(Decimal128Array::from(vec![v]).with_data_type(t.clone())) as ArrayRef);
@@ -253,7 +261,9 @@ fn decimal_cases(t: &DataType, literals: &[i128], narrow: &ArrayRef, wide: &Arra
                 Op::Ge => cmp::gt_eq(narrow, &lit(v)),
             }
             .unwrap();
-            assert_eq!(decimal::compare(op, narrow, &lit(v)).unwrap(), want, "{op:?} {v}");
+            let got = decimal::compare(op, narrow, &lit(v)).unwrap();
+            assert_eq!(got, want, "{op:?} {v}");
+            assert!(clear_past_end(&got), "{op:?} {v}: bits past the end are set");
             assert!(
                 decimal::compare(op, wide, &lit(v)).is_none(),
                 "a 128-bit value is left to arrow"
@@ -268,11 +278,9 @@ fn decimal_cases(t: &DataType, literals: &[i128], narrow: &ArrayRef, wide: &Arra
                 &cmp::lt_eq(narrow, &lit(hi)).unwrap(),
             )
             .unwrap();
-            assert_eq!(
-                decimal::between(narrow, &lit(v), &lit(hi)).unwrap(),
-                want,
-                "between {v} and {hi}"
-            );
+            let got = decimal::between(narrow, &lit(v), &lit(hi)).unwrap();
+            assert_eq!(got, want, "between {v} and {hi}");
+            assert!(clear_past_end(&got), "between {v} and {hi}: bits past the end are set");
         }
     }
     // A literal of another decimal type is not compared here.
