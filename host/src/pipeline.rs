@@ -767,23 +767,35 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
             }
             None => Start::default(),
         };
-        // Decoding runs on its own thread so it overlaps the transform and the encoding.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
-        let reader = std::thread::spawn(move || {
-            for b in source {
-                let b = match &projection {
-                    Some(idx) => b.and_then(|b| {
-                        b.project(idx)
-                            .map_err(|e| Error::input(format!("cannot drop the columns the contract ignores: {e}")))
-                    }),
-                    None => b,
-                };
-                let stop = b.is_err();
-                if tx.send(b).is_err() || stop {
-                    break;
+        // Parquet inputs under file digests: chunks are cut by row number from the footers'
+        // row counts, and every worker reads its own chunk (decode, transform, encode on
+        // one thread). Otherwise one thread decodes and a dispatcher streams each chunk to a
+        // worker, which leaves the second worker idle until the first chunk is handed out.
+        let seek = match (&input_rows, stateful) {
+            (Some(_), false) => source.parquet_rows()?.map(|total| Seek {
+                source: Mutex::new(source.reopen()),
+                total,
+                projection: projection.clone(),
+            }),
+            _ => None,
+        };
+        let (feed, reader) = if let Some(seek) = &seek {
+            tracing::debug!(rows = seek.total, "workers read their own chunks");
+            (Feed::Seek(seek), None)
+        } else {
+            // Decoding runs on its own thread so it overlaps the transform and the encoding.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(4);
+            let reader = std::thread::spawn(move || {
+                for b in source {
+                    let b = b.and_then(|b| project(b, projection.as_deref()));
+                    let stop = b.is_err();
+                    if tx.send(b).is_err() || stop {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+            (Feed::Stream(rx), Some(reader))
+        };
         let ctx = ChunkCtx {
             spec,
             out: &out,
@@ -797,7 +809,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
             input_rows: input_rows.as_ref(),
             start: from,
         };
-        let result = run_chunks(chain, rx, &ctx, &mut journal);
+        let result = run_chunks(chain, feed, &ctx, &mut journal);
         drop(reader);
         progress.finish(None);
         if let Err(e) = result {
@@ -1092,6 +1104,116 @@ struct ChunkCtx<'a> {
     start: Start,
 }
 
+/// Where the chunks' batches come from.
+enum Feed<'a> {
+    /// The decoding thread's batches, cut into chunks and streamed to workers.
+    Stream(Receiver<Result<RecordBatch>>),
+    /// Workers read their own chunks.
+    Seek(&'a Seek),
+}
+
+/// Parquet input cut into chunks by row number: each worker reopens the source and reads
+/// its chunk's rows itself, starting at the chunk's row group.
+///
+/// The batches are the ones the streaming path gives: row groups are read from their
+/// first row in batches of the same size, and a batch across a chunk boundary is sliced at
+/// it. So output bytes and digests do not depend on which path ran.
+struct Seek {
+    /// The source before its first row, reopened per chunk.
+    source: Mutex<Source>,
+    /// The input's rows, from the Parquet footers.
+    total: u64,
+    /// The columns the input contract keeps.
+    projection: Option<Vec<usize>>,
+}
+
+/// `b` restricted to the columns the input contract keeps.
+fn project(b: RecordBatch, projection: Option<&[usize]>) -> Result<RecordBatch> {
+    match projection {
+        Some(idx) => b
+            .project(idx)
+            .map_err(|e| Error::input(format!("cannot drop the columns the contract ignores: {e}"))),
+        None => Ok(b),
+    }
+}
+
+/// The rows of one chunk read by its worker: [`Msg`]s as the dispatcher would send them.
+struct RangeReader<'a> {
+    source: Source,
+    /// Rows of the first batches before the chunk's first row (its row group starts earlier).
+    skip: u64,
+    /// Rows of the chunk still to read.
+    left: u64,
+    input_rows: [u64; 2],
+    last: bool,
+    total: u64,
+    projection: Option<&'a [usize]>,
+    ended: bool,
+}
+
+impl<'a> RangeReader<'a> {
+    /// Position a reopened source at row `first`, without decoding the row groups before it.
+    fn open(seek: &'a Seek, first: u64, rows: u64, last: bool) -> Result<Self> {
+        let mut source = match seek.source.lock() {
+            Ok(s) => s.reopen(),
+            Err(p) => p.into_inner().reopen(),
+        };
+        let skipped = if first > 0 { source.skip_rows(first)? } else { 0 };
+        Ok(RangeReader {
+            source,
+            skip: first - skipped.min(first),
+            left: rows,
+            input_rows: [first, rows],
+            last,
+            total: seek.total,
+            projection: seek.projection.as_deref(),
+            ended: false,
+        })
+    }
+
+    /// The chunk's next batch, then its end.
+    fn next(&mut self) -> Result<Option<Msg>> {
+        loop {
+            if self.left == 0 {
+                if self.ended {
+                    return Ok(None);
+                }
+                self.ended = true;
+                return Ok(Some(Msg::End {
+                    input_rows: self.input_rows,
+                    last: self.last,
+                }));
+            }
+            let b = match self.source.next() {
+                Some(b) => b?,
+                None => {
+                    let at = self.input_rows[0] + self.input_rows[1] - self.left;
+                    return Err(Error::input(format!(
+                        "the input ended at row {at}, before the {} rows its Parquet footers declare; \
+                         it was truncated or replaced during the run: rerun once it is complete",
+                        self.total
+                    )));
+                }
+            };
+            let n = b.num_rows() as u64;
+            if n <= self.skip {
+                self.skip -= n;
+                continue;
+            }
+            let from = self.skip;
+            self.skip = 0;
+            let take = (n - from).min(self.left);
+            self.left -= take;
+            let b = if from == 0 && take == n {
+                b
+            } else {
+                b.slice(from as usize, take as usize)
+            };
+            return Ok(Some(Msg::Batch(project(b, self.projection)?)));
+        }
+    }
+}
+
 /// What the dispatcher streams to the worker of one chunk.
 enum Msg {
     Batch(RecordBatch),
@@ -1102,10 +1224,23 @@ enum Msg {
     },
 }
 
-/// One chunk handed to a worker: its batches arrive on `batches`, ending with [`Msg::End`].
-struct Job {
+/// One chunk handed to a worker.
+struct Job<'a> {
     chunk: u64,
-    batches: Receiver<Msg>,
+    input: JobInput<'a>,
+}
+
+/// Where a chunk's batches come from.
+enum JobInput<'a> {
+    /// Streamed by the dispatcher, ending with [`Msg::End`].
+    Stream(Receiver<Msg>),
+    /// Read by the worker itself from `seek`: `rows` rows from row `first`.
+    Rows {
+        seek: &'a Seek,
+        first: u64,
+        rows: u64,
+        last: bool,
+    },
 }
 
 /// What a chunk produced, sent to the committer (the calling thread), which commits in order.
@@ -1129,23 +1264,22 @@ enum Outcome {
 
 /// Run the chunks: read → (transform → write) × workers → commit in order.
 ///
-/// Threads: the caller's reader thread decodes input; a dispatcher cuts it into chunks of
-/// `chunk_rows` rows and streams each chunk's batches to a free worker; each worker digests
-/// the chunk's input, pushes it through the chain, writes and fsyncs the chunk's temporary
-/// part; the calling thread commits finished parts strictly in chunk order (rename, fsync,
-/// state, journal line), so the commit protocol and the journal are the serial ones.
+/// Threads: with [`Feed::Stream`], the caller's reader thread decodes input and a dispatcher
+/// cuts it into chunks of `chunk_rows` rows and streams each chunk's batches to a free
+/// worker; with [`Feed::Seek`] (Parquet under file digests), the dispatcher hands out row
+/// ranges and each worker decodes its own chunk, so every worker starts at once (streamed,
+/// the second waited until the first chunk had been handed out: a tenth of a run on two
+/// cores) and no half-chunk queues hold decoded batches. Each worker digests the chunk's
+/// input, pushes it through the chain, writes and fsyncs the chunk's temporary part; the
+/// calling thread commits finished parts strictly in chunk order (rename, fsync, state,
+/// journal line), so the commit protocol and the journal are the serial ones.
 ///
 /// A stateless chain gets a fresh instance of every plugin for each chunk (opened, fed the
 /// chunk, finished), so a chunk's output and fuel depend only on the chunk, never on which
 /// worker ran it or on how many there are: output bytes, digests and journal lines are the
 /// same for any thread count. A stateful chain is one instance carried across chunks, run by
 /// a single worker (still overlapping decoding and committing).
-fn run_chunks(
-    chain: Chain,
-    batches: Receiver<Result<RecordBatch>>,
-    ctx: &ChunkCtx<'_>,
-    journal: &mut Journal,
-) -> Result<()> {
+fn run_chunks(chain: Chain, feed: Feed<'_>, ctx: &ChunkCtx<'_>, journal: &mut Journal) -> Result<()> {
     let workers = if ctx.stateful {
         1
     } else {
@@ -1204,8 +1338,8 @@ fn run_chunks(
         drop(job_rx);
         let stop = &stop;
         let in_schema = &in_schema;
-        scope.spawn(move || {
-            dispatch(
+        scope.spawn(move || match feed {
+            Feed::Stream(batches) => dispatch(
                 batches,
                 job_tx,
                 dispatch_tx,
@@ -1215,7 +1349,8 @@ fn run_chunks(
                 queue,
                 stop,
                 start,
-            )
+            ),
+            Feed::Seek(seek) => dispatch_ranges(job_tx, dispatch_tx, seek, ctx.spec.chunk_rows, stop, start),
         });
         let r = commit_in_order(out_rx, ctx, journal, start.chunk);
         if r.is_err() {
@@ -1285,7 +1420,13 @@ fn dispatch(
         let mut to_worker = None;
         if !verify {
             let (tx, rx) = sync_channel::<Msg>(queue);
-            if jobs.send(Job { chunk, batches: rx }).is_err() {
+            if jobs
+                .send(Job {
+                    chunk,
+                    input: JobInput::Stream(rx),
+                })
+                .is_err()
+            {
                 return;
             }
             to_worker = Some(tx);
@@ -1349,6 +1490,41 @@ fn dispatch(
     }
 }
 
+/// Hand out the chunks of an input of `total` rows by row range, from `start` on, to
+/// workers that read them themselves ([`Seek`]). Every chunk holds `chunk_rows` rows but the
+/// last; an empty input is one empty chunk, as the streaming path has it.
+fn dispatch_ranges<'a>(
+    jobs: SyncSender<Job<'a>>,
+    outcomes: Sender<(u64, Result<Outcome>)>,
+    seek: &'a Seek,
+    chunk_rows: usize,
+    stop: &AtomicBool,
+    start: Start,
+) {
+    let (total, chunk_rows) = (seek.total, chunk_rows as u64);
+    let chunks = total.div_ceil(chunk_rows).max(1);
+    if start.chunk >= chunks && start.chunk > 0 {
+        let e = Error::input("the input ended inside its committed chunks; rerun with --overwrite to start over");
+        let _ = outcomes.send((start.chunk, Err(e)));
+        return;
+    }
+    for chunk in start.chunk..chunks {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let first = chunk * chunk_rows;
+        let input = JobInput::Rows {
+            seek,
+            first,
+            rows: chunk_rows.min(total - first),
+            last: chunk + 1 == chunks,
+        };
+        if jobs.send(Job { chunk, input }).is_err() {
+            return;
+        }
+    }
+}
+
 /// Transform and write one chunk into its temporary part. `None` if the dispatcher stopped
 /// before the chunk was complete (it reports the reason itself).
 fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &AtomicBool) -> Result<Option<Outcome>> {
@@ -1381,8 +1557,30 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
             }
         }
     }
+    enum Batches<'a> {
+        Stream(Receiver<Msg>),
+        Read(RangeReader<'a>),
+    }
+    let mut input = match job.input {
+        JobInput::Stream(rx) => Batches::Stream(rx),
+        JobInput::Rows {
+            seek,
+            first,
+            rows,
+            last,
+        } => Batches::Read(RangeReader::open(seek, first, rows, last)?),
+    };
     loop {
-        let Ok(msg) = job.batches.recv() else { return Ok(None) };
+        let msg = match &mut input {
+            Batches::Stream(rx) => match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => return Ok(None),
+            },
+            Batches::Read(reader) => match reader.next()? {
+                Some(msg) => msg,
+                None => return Ok(None),
+            },
+        };
         match msg {
             Msg::Batch(b) => {
                 if stop.load(Ordering::Relaxed) {

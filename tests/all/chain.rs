@@ -211,3 +211,71 @@ fn output_and_journal_do_not_depend_on_the_thread_count() {
         }
     }
 }
+
+/// Parquet input under file digests (the default) is read by the workers themselves, each
+/// from its chunk's row group on; other inputs, and `--input-digest data`, are decoded by
+/// one thread and streamed to the workers. Both must cut the same batches, so the parts are
+/// byte-identical: over two files, with chunk boundaries inside row groups and batches.
+#[test]
+fn workers_reading_their_own_chunks_write_what_the_stream_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(8))
+        .build();
+    // 130 rows in row groups of 8; the second file starts at row 90, inside a chunk.
+    for (name, n) in [("a.parquet", 9), ("b.parquet", 4)] {
+        let batches: Vec<RecordBatch> = (0..n).map(|_| orders()).collect();
+        let f = std::fs::File::create(input.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, batches[0].schema(), Some(props.clone())).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+    }
+    for (chunk_rows, batch_rows) in [("7", "3"), ("20", "5"), ("1000", "3")] {
+        let mut seen = Vec::new();
+        for mode in ["files", "data"] {
+            let out = dir.path().join(format!("out-{chunk_rows}-{mode}"));
+            let run = sluice()
+                .env("SLUICE_THREADS", "2")
+                .args(["--log", "debug", "run", "--input-digest", mode])
+                .args(["--chunk-rows", chunk_rows, "--batch-rows", batch_rows, "--input"])
+                .arg(&input)
+                .args(["--plugin", art::FILTER, "--config", "predicate=qty > 2"])
+                .args(["--plugin", art::MASK, "--config", "columns=email", "--output"])
+                .arg(&out)
+                .assert()
+                .success();
+            let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+            assert_eq!(
+                stderr.contains("workers read their own chunks"),
+                mode == "files",
+                "which path ran ({mode}): {stderr}"
+            );
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
+            let chunks = m["chunks"].as_array().unwrap();
+            let rows_in: u64 = chunks.iter().map(|c| c["input_rows"][1].as_u64().unwrap()).sum();
+            assert_eq!(rows_in, 130, "{mode}, chunks of {chunk_rows}");
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.join("data"))
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            files.sort();
+            seen.push(files);
+        }
+        assert_eq!(seen[0].len(), 130usize.div_ceil(chunk_rows.parse::<usize>().unwrap()));
+        assert!(
+            seen[0] == seen[1],
+            "chunks of {chunk_rows}: the parts differ between the two paths"
+        );
+    }
+}

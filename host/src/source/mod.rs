@@ -280,6 +280,41 @@ impl Source {
         &self.files
     }
 
+    /// The total row count of the input, when every file is Parquet (their footers give
+    /// it without decoding a row); `None` for other formats.
+    ///
+    /// With it, a run can cut the input into chunks before reading it, and each worker can
+    /// read its own chunk ([`Source::reopen`] then [`Source::skip_rows`]) instead of one
+    /// thread decoding for all of them.
+    ///
+    /// # Errors
+    /// As reading: a Parquet footer that cannot be read.
+    pub fn parquet_rows(&self) -> Result<Option<u64>> {
+        let mut total = 0u64;
+        for input in &self.files {
+            if input.format != InputFormat::Parquet {
+                return Ok(None);
+            }
+            let file = open_file(&input.path)?;
+            total += guard(input, || parquet::rows(&input.path, &file))?;
+        }
+        Ok(Some(total))
+    }
+
+    /// A new source over the same files, schema and options, before its first row: what
+    /// [`Source::open`] returned, without resolving paths or reading schemas again.
+    pub fn reopen(&self) -> Source {
+        Source {
+            schema: Arc::clone(&self.schema),
+            files: self.files.clone(),
+            opts: self.opts.clone(),
+            next_file: 0,
+            current: None,
+            pending: None,
+            failed: false,
+        }
+    }
+
     /// Skip up to `rows` rows from the start without decoding them where the format allows:
     /// whole Parquet files and row groups (their row counts are in the footer). Returns how
     /// many rows were skipped; the batches that follow start right after them, so the

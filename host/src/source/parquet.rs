@@ -23,6 +23,18 @@ pub(super) fn schema(path: &Path, file: &File, size: u64) -> Result<SchemaRef> {
     Ok(Arc::clone(load(path, file, size)?.schema()))
 }
 
+/// The number of rows a Parquet file's footer declares.
+pub(super) fn rows(path: &Path, file: &File) -> Result<u64> {
+    let size = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
+    let metadata = load(path, file, size)?;
+    Ok(metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows().max(0) as u64)
+        .sum())
+}
+
 /// The batches of a Parquet file, at most `batch_rows` rows each.
 pub(super) fn batches(path: &Path, file: File, batch_rows: usize) -> Result<Batches> {
     Ok(skipping(path, file, batch_rows, 0)?.2)
