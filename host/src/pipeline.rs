@@ -1559,7 +1559,7 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
     }
     enum Batches<'a> {
         Stream(Receiver<Msg>),
-        Read(RangeReader<'a>),
+        Read(Box<RangeReader<'a>>),
     }
     let mut input = match job.input {
         JobInput::Stream(rx) => Batches::Stream(rx),
@@ -1568,7 +1568,7 @@ fn work_chunk(job: Job, carried: Option<&mut Chain>, ctx: &ChunkCtx<'_>, stop: &
             first,
             rows,
             last,
-        } => Batches::Read(RangeReader::open(seek, first, rows, last)?),
+        } => Batches::Read(Box::new(RangeReader::open(seek, first, rows, last)?)),
     };
     loop {
         let msg = match &mut input {

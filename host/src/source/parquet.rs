@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
@@ -23,10 +23,22 @@ pub(super) fn schema(path: &Path, file: &File, size: u64) -> Result<SchemaRef> {
     Ok(Arc::clone(load(path, file, size)?.schema()))
 }
 
-/// The number of rows a Parquet file's footer declares.
-pub(super) fn rows(path: &Path, file: &File) -> Result<u64> {
+/// A Parquet file's footer, parsed and checked.
+pub(super) type Footer = ArrowReaderMetadata;
+
+/// The footer of `file`: the one in `cache`, else read, checked and kept there.
+fn footer(path: &Path, file: &File, cache: &OnceLock<Footer>) -> Result<Footer> {
+    if let Some(f) = cache.get() {
+        return Ok(f.clone());
+    }
     let size = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
     let metadata = load(path, file, size)?;
+    Ok(cache.get_or_init(|| metadata).clone())
+}
+
+/// The number of rows a Parquet file's footer declares.
+pub(super) fn rows(path: &Path, file: &File, cache: &OnceLock<Footer>) -> Result<u64> {
+    let metadata = footer(path, file, cache)?;
     Ok(metadata
         .metadata()
         .row_groups()
@@ -36,16 +48,21 @@ pub(super) fn rows(path: &Path, file: &File) -> Result<u64> {
 }
 
 /// The batches of a Parquet file, at most `batch_rows` rows each.
-pub(super) fn batches(path: &Path, file: File, batch_rows: usize) -> Result<Batches> {
-    Ok(skipping(path, file, batch_rows, 0)?.2)
+pub(super) fn batches(path: &Path, file: File, batch_rows: usize, cache: &OnceLock<Footer>) -> Result<Batches> {
+    Ok(skipping(path, file, batch_rows, 0, cache)?.2)
 }
 
 /// The batches of a Parquet file from the row group holding row `rows` on (the row
 /// groups before it are not read), the number of rows skipped that way, and the file's
 /// row count.
-pub(super) fn skipping(path: &Path, file: File, batch_rows: usize, rows: u64) -> Result<(u64, u64, Batches)> {
-    let size = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
-    let metadata = load(path, &file, size)?;
+pub(super) fn skipping(
+    path: &Path,
+    file: File,
+    batch_rows: usize,
+    rows: u64,
+    cache: &OnceLock<Footer>,
+) -> Result<(u64, u64, Batches)> {
+    let metadata = footer(path, &file, cache)?;
     let total = metadata
         .metadata()
         .row_groups()
