@@ -1754,3 +1754,94 @@ fn commit_in_order(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+
+    /// A Parquet file holding `0..rows` in row groups of 8 rows.
+    fn parquet(dir: &Path, rows: i64) -> PathBuf {
+        let path = dir.join("in.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+        )
+        .unwrap();
+        let props = ::parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(8))
+            .build();
+        let mut w =
+            ::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path
+    }
+
+    fn seek(path: &Path, total: u64) -> Seek {
+        let opts = SourceOptions {
+            batch_rows: 3,
+            ..SourceOptions::default()
+        };
+        Seek {
+            source: Mutex::new(Source::open(&[path.to_path_buf()], &opts).unwrap()),
+            total,
+            projection: None,
+        }
+    }
+
+    /// The values and batch sizes a reader gives, and its end message.
+    fn drain(r: &mut RangeReader<'_>) -> Result<(Vec<i64>, Vec<usize>, [u64; 2], bool)> {
+        let (mut values, mut sizes) = (Vec::new(), Vec::new());
+        loop {
+            match r.next()? {
+                Some(Msg::Batch(b)) => {
+                    sizes.push(b.num_rows());
+                    values.extend(b.column(0).as_primitive::<Int64Type>().values().iter().copied());
+                }
+                Some(Msg::End { input_rows, last }) => {
+                    assert!(r.next()?.is_none(), "nothing after the end");
+                    return Ok((values, sizes, input_rows, last));
+                }
+                None => panic!("no end message"),
+            }
+        }
+    }
+
+    /// A chunk that starts inside a row group and inside a batch, and ends inside another:
+    /// exactly its rows, in the batches the streaming path would cut (row groups of 8 read
+    /// in batches of 3, sliced at the chunk's edges).
+    #[test]
+    fn a_range_reader_reads_exactly_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = seek(&parquet(dir.path(), 30), 30);
+        let mut r = RangeReader::open(&s, 11, 12, false).unwrap();
+        let (values, sizes, rows, last) = drain(&mut r).unwrap();
+        assert_eq!(values, (11..23).collect::<Vec<_>>());
+        // Row group 8..16 in batches 8..11, 11..14, 14..16; row group 16..24 in 16..19,
+        // 19..22, 22..24, the last cut at 23.
+        assert_eq!(sizes, [3, 2, 3, 3, 1]);
+        assert_eq!((rows, last), ([11, 12], false));
+        let mut r = RangeReader::open(&s, 23, 7, true).unwrap();
+        let (values, sizes, rows, last) = drain(&mut r).unwrap();
+        assert_eq!(values, (23..30).collect::<Vec<_>>());
+        assert_eq!(sizes, [1, 3, 3]);
+        assert_eq!((rows, last), ([23, 7], true));
+    }
+
+    /// An input that ends before the rows its footers declared (replaced during the run) is
+    /// an input error naming where it ended, not a short chunk.
+    #[test]
+    fn an_input_shorter_than_its_footers_declared_is_an_input_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = seek(&parquet(dir.path(), 30), 100);
+        let mut r = RangeReader::open(&s, 20, 20, false).unwrap();
+        let e = drain(&mut r).unwrap_err();
+        assert_eq!(e.category(), "input");
+        let msg = e.to_string();
+        assert!(msg.contains("ended at row 30, before the 100 rows"), "{msg}");
+    }
+}
