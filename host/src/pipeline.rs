@@ -1793,8 +1793,11 @@ mod tests {
         }
     }
 
-    /// The values and batch sizes a reader gives, and its end message.
-    fn drain(r: &mut RangeReader<'_>) -> Result<(Vec<i64>, Vec<usize>, [u64; 2], bool)> {
+    /// What a reader gave: the values, the batch sizes, and its end message.
+    type Drained = (Vec<i64>, Vec<usize>, [u64; 2], bool);
+
+    /// Read a chunk to its end.
+    fn drain(r: &mut RangeReader<'_>) -> Result<Drained> {
         let (mut values, mut sizes) = (Vec::new(), Vec::new());
         loop {
             match r.next()? {
