@@ -771,7 +771,10 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
         // row counts, and every worker reads its own chunk (decode, transform, encode on
         // one thread). Otherwise one thread decodes and a dispatcher streams each chunk to a
         // worker, which leaves the second worker idle until the first chunk is handed out.
-        let seek = match (&input_rows, stateful) {
+        // With one worker the streaming path is kept: its decoding thread overlaps the
+        // worker, where a worker reading its own chunk would decode and transform in turn.
+        let workers = spec.threads.unwrap_or_else(worker_threads).max(1);
+        let seek = match (&input_rows, stateful || workers < 2) {
             (Some(_), false) => source.parquet_rows()?.map(|total| Seek {
                 source: Mutex::new(source.reopen()),
                 total,

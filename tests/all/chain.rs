@@ -213,9 +213,10 @@ fn output_and_journal_do_not_depend_on_the_thread_count() {
 }
 
 /// Parquet input under file digests (the default) is read by the workers themselves, each
-/// from its chunk's row group on; other inputs, and `--input-digest data`, are decoded by
-/// one thread and streamed to the workers. Both must cut the same batches, so the parts are
-/// byte-identical: over two files, with chunk boundaries inside row groups and batches.
+/// from its chunk's row group on; other inputs, `--input-digest data` and a single thread
+/// are decoded by one thread and streamed to the workers. Both must cut the same batches,
+/// so the parts are byte-identical: over two files, with chunk boundaries inside row groups
+/// and batches.
 #[test]
 fn workers_reading_their_own_chunks_write_what_the_stream_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,10 +237,10 @@ fn workers_reading_their_own_chunks_write_what_the_stream_writes() {
     }
     for (chunk_rows, batch_rows) in [("7", "3"), ("20", "5"), ("1000", "3")] {
         let mut seen = Vec::new();
-        for mode in ["files", "data"] {
-            let out = dir.path().join(format!("out-{chunk_rows}-{mode}"));
+        for (mode, threads) in [("files", "2"), ("data", "2"), ("files", "1")] {
+            let out = dir.path().join(format!("out-{chunk_rows}-{mode}-{threads}"));
             let run = sluice()
-                .env("SLUICE_THREADS", "2")
+                .env("SLUICE_THREADS", threads)
                 .args(["--log", "debug", "run", "--input-digest", mode])
                 .args(["--chunk-rows", chunk_rows, "--batch-rows", batch_rows, "--input"])
                 .arg(&input)
@@ -251,8 +252,8 @@ fn workers_reading_their_own_chunks_write_what_the_stream_writes() {
             let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
             assert_eq!(
                 stderr.contains("workers read their own chunks"),
-                mode == "files",
-                "which path ran ({mode}): {stderr}"
+                mode == "files" && threads == "2",
+                "which path ran ({mode}, {threads} threads): {stderr}"
             );
             let m: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
@@ -276,6 +277,10 @@ fn workers_reading_their_own_chunks_write_what_the_stream_writes() {
         assert!(
             seen[0] == seen[1],
             "chunks of {chunk_rows}: the parts differ between the two paths"
+        );
+        assert!(
+            seen[0] == seen[2],
+            "chunks of {chunk_rows}: the parts differ with one thread"
         );
     }
 }
