@@ -773,8 +773,12 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
         // worker, which leaves the second worker idle until the first chunk is handed out.
         // With one worker the streaming path is kept: its decoding thread overlaps the
         // worker, where a worker reading its own chunk would decode and transform in turn.
-        let workers = spec.threads.unwrap_or_else(worker_threads).max(1);
-        let seek = match (&input_rows, stateful || workers < 2) {
+        let workers = if stateful {
+            1
+        } else {
+            spec.threads.unwrap_or_else(worker_threads).max(1)
+        };
+        let seek = match (&input_rows, workers < 2) {
             (Some(_), false) => source.parquet_rows()?.map(|total| Seek {
                 source: Mutex::new(source.reopen()),
                 total,
@@ -811,6 +815,7 @@ pub fn run_observed(rt: &Runtime, spec: &RunSpec, observer: &mut dyn RunObserver
             seed,
             input_rows: input_rows.as_ref(),
             start: from,
+            workers,
         };
         let result = run_chunks(chain, feed, &ctx, &mut journal);
         drop(reader);
@@ -1105,6 +1110,8 @@ struct ChunkCtx<'a> {
     input_rows: Option<&'a InputRows>,
     /// Where dispatching starts (after the committed chunks under [`InputDigest::Files`]).
     start: Start,
+    /// Worker threads: 1 for a stateful chain (one instance carried across chunks).
+    workers: usize,
 }
 
 /// Where the chunks' batches come from.
@@ -1283,11 +1290,7 @@ enum Outcome {
 /// same for any thread count. A stateful chain is one instance carried across chunks, run by
 /// a single worker (still overlapping decoding and committing).
 fn run_chunks(chain: Chain, feed: Feed<'_>, ctx: &ChunkCtx<'_>, journal: &mut Journal) -> Result<()> {
-    let workers = if ctx.stateful {
-        1
-    } else {
-        ctx.spec.threads.unwrap_or_else(worker_threads).max(1)
-    };
+    let workers = ctx.workers;
     // A worker may queue up to half a chunk of batches: enough for the dispatcher to move
     // on to the next chunk (and worker) while this one finishes, and memory stays bounded
     // by about one chunk of decoded input whatever the input size.

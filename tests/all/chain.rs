@@ -135,6 +135,22 @@ fn an_output_directory_with_foreign_files_is_refused_without_overwrite() {
     assert!(!out.join("notes.txt").exists(), "--overwrite replaces the directory");
 }
 
+/// Every part file of a run's output (name, bytes), by name.
+fn part_files(out: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.join("data"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Parallel runs: stateless chains run chunks on several workers, stateful ones on one.
 /// Output files, digests and the whole journal (fuel included) must not depend on the
 /// number of threads.
@@ -185,17 +201,7 @@ fn output_and_journal_do_not_depend_on_the_thread_count() {
                 .arg(&out)
                 .assert()
                 .success();
-            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.join("data"))
-                .unwrap()
-                .map(|e| {
-                    let e = e.unwrap();
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        std::fs::read(e.path()).unwrap(),
-                    )
-                })
-                .collect();
-            files.sort();
+            let files = part_files(&out);
             let m: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(out.join("_sluice/manifest.json")).unwrap()).unwrap();
             let record =
@@ -260,17 +266,7 @@ fn workers_reading_their_own_chunks_write_what_the_stream_writes() {
             let chunks = m["chunks"].as_array().unwrap();
             let rows_in: u64 = chunks.iter().map(|c| c["input_rows"][1].as_u64().unwrap()).sum();
             assert_eq!(rows_in, 130, "{mode}, chunks of {chunk_rows}");
-            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.join("data"))
-                .unwrap()
-                .map(|e| {
-                    let e = e.unwrap();
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        std::fs::read(e.path()).unwrap(),
-                    )
-                })
-                .collect();
-            files.sort();
+            let files = part_files(&out);
             seen.push(files);
         }
         assert_eq!(seen[0].len(), 130usize.div_ceil(chunk_rows.parse::<usize>().unwrap()));

@@ -199,9 +199,9 @@ pub struct Source {
     pending: Option<(RecordBatch, usize)>,
     /// Set after an error: the stream ends rather than skipping data.
     failed: bool,
-    /// Each Parquet file's parsed footer, once read: shared with every [`Source::reopen`],
-    /// so workers reading their own chunks parse it once, not once per chunk (SF10
-    /// lineitem's footer is 1 MB, its 524 row groups each described per column).
+    /// Each Parquet file's parsed footer, read once when the schemas are: shared with every
+    /// [`Source::reopen`], so workers reading their own chunks do not parse it again per
+    /// chunk (SF10 lineitem's footer is 1 MB, its 524 row groups each described per column).
     footers: Arc<[OnceLock<parquet::Footer>]>,
 }
 
@@ -236,9 +236,10 @@ impl Source {
             }
         }
 
+        let footers: Arc<[OnceLock<parquet::Footer>]> = files.iter().map(|_| OnceLock::new()).collect();
         let mut schema: Option<(SchemaRef, usize)> = None;
         for (i, input) in files.iter().enumerate() {
-            let this = guard(input, || read_schema(input, opts))?;
+            let this = guard(input, || read_schema(input, opts, &footers[i]))?;
             // A batch without columns declares a row count nothing backs: a few bytes could
             // claim 10^17 rows. No transform has use for it.
             if this.fields().is_empty() {
@@ -265,7 +266,7 @@ impl Source {
         let (schema, _) = schema.ok_or_else(|| Error::usage("no input files found"))?;
         Ok(Source {
             schema,
-            footers: files.iter().map(|_| OnceLock::new()).collect(),
+            footers,
             files,
             opts: opts.clone(),
             next_file: 0,
@@ -493,7 +494,7 @@ fn expand(path: &Path) -> Result<Vec<(PathBuf, u64)>> {
 }
 
 /// Read the schema of one input file, checking it is not empty.
-fn read_schema(input: &InputFile, opts: &SourceOptions) -> Result<SchemaRef> {
+fn read_schema(input: &InputFile, opts: &SourceOptions, footer: &OnceLock<parquet::Footer>) -> Result<SchemaRef> {
     let path = &input.path;
     let text = matches!(input.format, InputFormat::Csv | InputFormat::Ndjson);
     if input.size == 0 {
@@ -517,7 +518,7 @@ fn read_schema(input: &InputFile, opts: &SourceOptions) -> Result<SchemaRef> {
     }
     let file = open_file(path)?;
     match input.format {
-        InputFormat::Parquet => parquet::schema(path, &file, input.size),
+        InputFormat::Parquet => parquet::schema(path, &file, footer),
         InputFormat::ArrowFile => ipc::file_schema(path, file, input.size),
         InputFormat::ArrowStream => ipc::stream_schema(path, file),
         InputFormat::Csv => csv::infer_schema(path, file, opts),

@@ -19,8 +19,8 @@ use super::{Batches, arrow_message};
 use crate::error::{Error, Result};
 
 /// The Arrow schema of a Parquet file (the embedded one when the writer stored it).
-pub(super) fn schema(path: &Path, file: &File, size: u64) -> Result<SchemaRef> {
-    Ok(Arc::clone(load(path, file, size)?.schema()))
+pub(super) fn schema(path: &Path, file: &File, cache: &OnceLock<Footer>) -> Result<SchemaRef> {
+    Ok(Arc::clone(footer(path, file, cache)?.schema()))
 }
 
 /// A Parquet file's footer, parsed and checked.
