@@ -81,6 +81,78 @@ pub fn encode_segments(schema: &Schema, batch: &RecordBatch) -> Result<crate::ab
     Ok(crate::abi::Segments(pieces))
 }
 
+/// The end-of-stream marker of the current IPC format: continuation, then length 0.
+const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+
+/// Encodes the per-call streams of one transformer (schema, one batch, end marker) as
+/// [`encode_segments`] does, with the schema message encoded once: building it again for
+/// every call was a third of the host's encoding work on 8,192-row batches of two columns.
+///
+/// A schema with dictionaries takes [`encode_segments`] every call: a long-lived encoder
+/// skips dictionaries it has sent before, but every call's stream must carry its own.
+pub struct SegmentEncoder {
+    schema: SchemaRef,
+    /// The schema message, and an encoder that has emitted it (so that it writes only
+    /// record batch messages); `None` for a schema with dictionaries.
+    primed: Option<(Buffer, arrow::ipc::writer::StreamEncoder)>,
+}
+
+impl SegmentEncoder {
+    /// An encoder for batches of `schema`.
+    pub fn new(schema: &SchemaRef) -> Self {
+        let primed = (!schema.fields().iter().any(|f| has_dictionary(f.data_type())))
+            .then(|| Self::prime(schema))
+            .flatten();
+        SegmentEncoder {
+            schema: Arc::clone(schema),
+            primed,
+        }
+    }
+
+    /// The schema message alone and an encoder past it, or `None` if the schema cannot be
+    /// encoded (then every call reports why, through [`encode_segments`]).
+    fn prime(schema: &SchemaRef) -> Option<(Buffer, arrow::ipc::writer::StreamEncoder)> {
+        use arrow::ipc::writer::StreamEncoder;
+        let stream = StreamEncoder::try_new(schema).ok()?.finish().ok()?;
+        let stream: Vec<u8> = stream.iter().flat_map(|b| b.iter().copied()).collect();
+        let message = stream.strip_suffix(&END_OF_STREAM)?;
+        let mut encoder = StreamEncoder::try_new(schema).ok()?;
+        // The first batch brings the schema message with it; later ones come alone.
+        encoder.encode(&RecordBatch::new_empty(Arc::clone(schema))).ok()?;
+        Some((Buffer::from(message), encoder))
+    }
+
+    /// The stream for `batch`: the bytes [`encode_batches`] writes for it alone.
+    pub fn encode(&mut self, batch: &RecordBatch) -> Result<crate::abi::Segments, IpcError> {
+        let Some((schema, encoder)) = &mut self.primed else {
+            return encode_segments(&self.schema, batch);
+        };
+        let malformed = |e: arrow::error::ArrowError| IpcError::Malformed(e.to_string());
+        let mut pieces = Vec::with_capacity(16);
+        pieces.push(schema.clone());
+        pieces.extend(encoder.encode(batch).map_err(malformed)?);
+        pieces.push(Buffer::from(&END_OF_STREAM[..]));
+        Ok(crate::abi::Segments(pieces))
+    }
+}
+
+/// Whether `dt` is, or holds, a dictionary type.
+fn has_dictionary(dt: &DataType) -> bool {
+    match dt {
+        DataType::Dictionary(..) => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::Map(f, _) => has_dictionary(f.data_type()),
+        DataType::Struct(fs) => fs.iter().any(|f| has_dictionary(f.data_type())),
+        DataType::Union(fs, _) => fs.iter().any(|(_, f)| has_dictionary(f.data_type())),
+        DataType::RunEndEncoded(a, b) => has_dictionary(a.data_type()) || has_dictionary(b.data_type()),
+        _ => false,
+    }
+}
+
 /// Check the framing of every message in IPC stream `bytes` before arrow decodes it: each
 /// message's metadata and body fit in the bytes, and every buffer a record batch or
 /// dictionary batch declares lies inside its body.
@@ -651,6 +723,45 @@ mod tests {
             assert_eq!(segments.len(), bytes.len());
             assert_eq!(segments.to_vec(), bytes);
             assert_eq!(decode_stream(segments.to_vec(), &b.schema()).unwrap(), vec![b]);
+        }
+    }
+
+    /// One long-lived encoder writes, call after call, the stream `encode_batches` writes
+    /// for each batch alone; a schema with a dictionary sends it in every call's stream.
+    #[test]
+    fn segment_encoder_writes_each_stream_whole() {
+        use arrow::array::{Array, DictionaryArray, Int32Array};
+        use arrow::datatypes::Int32Type;
+        let b = batch();
+        let mut encoder = SegmentEncoder::new(&b.schema());
+        assert!(encoder.primed.is_some());
+        for b in [b.clone(), b.slice(1, 2), b.slice(3, 0), b.clone()] {
+            let segments = encoder.encode(&b).unwrap();
+            assert_eq!(
+                segments.to_vec(),
+                encode_batches(&b.schema(), std::slice::from_ref(&b)).unwrap()
+            );
+            assert_eq!(decode_stream(segments.to_vec(), &b.schema()).unwrap(), vec![b]);
+        }
+        let dict: DictionaryArray<Int32Type> = vec!["x", "y", "x"].into_iter().collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", dict.data_type().clone(), false),
+            Field::new("i", DataType::Int32, false),
+        ]));
+        let b = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(dict), Arc::new(Int32Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let mut encoder = SegmentEncoder::new(&schema);
+        assert!(encoder.primed.is_none());
+        for _ in 0..2 {
+            let segments = encoder.encode(&b).unwrap();
+            assert_eq!(
+                segments.to_vec(),
+                encode_batches(&schema, std::slice::from_ref(&b)).unwrap()
+            );
+            assert_eq!(decode_stream(segments.to_vec(), &schema).unwrap(), vec![b.clone()]);
         }
     }
 

@@ -250,6 +250,7 @@ impl Plugin {
             handle,
             input_schema: Arc::clone(input_schema),
             output_schema,
+            segments: plan.as_ref().map(|p| ipc::SegmentEncoder::new(&p.read_schema)),
             plan,
             fuel_used,
             dead: false,
@@ -268,6 +269,8 @@ pub struct Transformer {
     output_schema: SchemaRef,
     /// The plugin's column plan (ABI 1.1), if it declared one.
     plan: Option<ColumnPlan>,
+    /// Encodes the columns the plan reads, call after call (with a plan only).
+    segments: Option<ipc::SegmentEncoder>,
     fuel_used: u64,
     dead: bool,
 }
@@ -378,8 +381,12 @@ impl Transformer {
         let read = plan
             .project(batch)
             .map_err(|e| Error::input(format!("cannot project a batch for plugin `{}`: {e}", self.name)))?;
-        let bytes = ipc::encode_segments(&plan.read_schema, &read)
-            .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
+        let encoded = match &mut self.segments {
+            Some(encoder) => encoder.encode(&read),
+            None => ipc::encode_segments(&plan.read_schema, &read),
+        };
+        let bytes =
+            encoded.map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
         self.begin(what)?;
         let r = self.bindings.process_columns(&mut self.store, self.handle, bytes);
         let r = self.end(what, r)?;

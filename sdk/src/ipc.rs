@@ -13,7 +13,7 @@ use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
-use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_ipc::writer::{IpcWriteOptions, StreamEncoder, StreamWriter};
 use arrow_ipc::{Block, MetadataVersion};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 
@@ -67,6 +67,26 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, Error> {
         .ok_or_else(|| Error::InvalidInput("the schema IPC stream holds no schema".into()))
 }
 
+/// Whether any field of `schema` is, or holds, a dictionary.
+fn has_dictionaries(schema: &SchemaRef) -> bool {
+    fn walk(dt: &DataType) -> bool {
+        match dt {
+            DataType::Dictionary(..) => true,
+            DataType::List(f)
+            | DataType::LargeList(f)
+            | DataType::FixedSizeList(f, _)
+            | DataType::ListView(f)
+            | DataType::LargeListView(f)
+            | DataType::Map(f, _) => walk(f.data_type()),
+            DataType::Struct(fs) => fs.iter().any(|f| walk(f.data_type())),
+            DataType::Union(fs, _) => fs.iter().any(|(_, f)| walk(f.data_type())),
+            DataType::RunEndEncoded(a, b) => walk(a.data_type()) || walk(b.data_type()),
+            _ => false,
+        }
+    }
+    schema.fields().iter().any(|f| walk(f.data_type()))
+}
+
 /// Decodes the per-call input IPC streams of one transformer.
 pub struct InputDecoder {
     schema: SchemaRef,
@@ -88,29 +108,7 @@ impl InputDecoder {
         let schema_message = schema_message_len(schema_ipc)
             .map(|n| schema_ipc[..n].to_vec())
             .unwrap_or_default();
-        let has_dictionaries = schema.fields().iter().any(|f| {
-            let mut dict = false;
-            fn walk(dt: &DataType, dict: &mut bool) {
-                match dt {
-                    DataType::Dictionary(..) => *dict = true,
-                    DataType::List(f)
-                    | DataType::LargeList(f)
-                    | DataType::FixedSizeList(f, _)
-                    | DataType::ListView(f)
-                    | DataType::LargeListView(f)
-                    | DataType::Map(f, _) => walk(f.data_type(), dict),
-                    DataType::Struct(fs) => fs.iter().for_each(|f| walk(f.data_type(), dict)),
-                    DataType::Union(fs, _) => fs.iter().for_each(|(_, f)| walk(f.data_type(), dict)),
-                    DataType::RunEndEncoded(a, b) => {
-                        walk(a.data_type(), dict);
-                        walk(b.data_type(), dict)
-                    }
-                    _ => {}
-                }
-            }
-            walk(f.data_type(), &mut dict);
-            dict
-        });
+        let has_dictionaries = has_dictionaries(&schema);
         // SAFETY: every batch this decoder returns goes through `validate` before any other
         // code sees it, which runs arrow's full validation (with an equivalent check of view
         // columns): see `decode_unchecked`.
@@ -299,7 +297,15 @@ pub struct OutputEncoder {
     schema: SchemaRef,
     /// The schema alone, as an IPC stream (what `output-schema` returns).
     schema_ipc: Vec<u8>,
+    /// The schema message, and an encoder that has written it and so writes only record
+    /// batch messages: encoding the schema again for every call was a tenth of `derive`'s
+    /// time per 8,192-row call. `None` for a schema with dictionaries, which every call's
+    /// stream must carry again (a long-lived encoder sends each only once).
+    primed: Option<(Vec<u8>, StreamEncoder)>,
 }
+
+/// The end-of-stream marker of the current IPC format: continuation, then length 0.
+const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
 
 fn encode_error(e: ArrowError) -> Error {
     Error::Internal(format!("cannot encode the output as Arrow IPC: {e}"))
@@ -367,7 +373,22 @@ impl OutputEncoder {
     pub fn new(schema: SchemaRef) -> Result<Self, Error> {
         let writer = StreamWriter::try_new(Vec::new(), &schema).map_err(encode_error)?;
         let schema_ipc = writer.into_inner().map_err(encode_error)?;
-        Ok(OutputEncoder { schema, schema_ipc })
+        let primed = match schema_ipc.strip_suffix(&END_OF_STREAM) {
+            Some(message) if !has_dictionaries(&schema) => {
+                let mut encoder = StreamEncoder::try_new(&schema).map_err(encode_error)?;
+                // The first batch brings the schema message with it; later ones come alone.
+                encoder
+                    .encode(&RecordBatch::new_empty(Arc::clone(&schema)))
+                    .map_err(encode_error)?;
+                Some((message.to_vec(), encoder))
+            }
+            _ => None,
+        };
+        Ok(OutputEncoder {
+            schema,
+            schema_ipc,
+            primed,
+        })
     }
 
     /// The schema every encoded batch carries.
@@ -397,7 +418,7 @@ impl OutputEncoder {
     }
 
     /// Encode the schema and `batches` as one IPC stream.
-    pub fn encode(&self, batches: Vec<RecordBatch>) -> Result<Vec<u8>, Error> {
+    pub fn encode(&mut self, batches: Vec<RecordBatch>) -> Result<Vec<u8>, Error> {
         let batches = batches
             .into_iter()
             .map(|b| self.conform(b).map(compact_views))
@@ -407,6 +428,17 @@ impl OutputEncoder {
                 .iter()
                 .map(|b| 512 + b.columns().iter().map(|c| encoded_size(&c.to_data())).sum::<usize>())
                 .sum::<usize>();
+        if let Some((message, encoder)) = &mut self.primed {
+            let mut out = Vec::with_capacity(capacity);
+            out.extend_from_slice(message);
+            for batch in &batches {
+                for piece in encoder.encode(batch).map_err(encode_error)? {
+                    out.extend_from_slice(&piece);
+                }
+            }
+            out.extend_from_slice(&END_OF_STREAM);
+            return Ok(out);
+        }
         let mut writer =
             StreamWriter::try_new_with_options(Vec::with_capacity(capacity), &self.schema, IpcWriteOptions::default())
                 .map_err(encode_error)?;
@@ -595,7 +627,7 @@ mod tests {
         let full = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(all) as ArrayRef]).unwrap();
         let mask = arrow_array::BooleanArray::from_iter((0..20_000).map(|i| Some(i % 100 == 0)));
         let sparse = arrow_select::filter::filter_record_batch(&full, &mask).unwrap();
-        let enc = OutputEncoder::new(Arc::clone(&schema)).unwrap();
+        let mut enc = OutputEncoder::new(Arc::clone(&schema)).unwrap();
         let bytes = enc.encode(vec![sparse.clone()]).unwrap();
         assert!(
             bytes.len() < 40_000,
@@ -609,9 +641,33 @@ mod tests {
         assert_eq!(decode_all(dense).unwrap().1, vec![full]);
     }
 
+    /// Call after call, the encoder writes the stream `StreamWriter` writes for that call's
+    /// batches alone; with a dictionary column, every stream carries the dictionary.
+    #[test]
+    fn every_output_stream_is_whole() {
+        use arrow_array::{Array, DictionaryArray, types::Int32Type};
+        let mut enc = OutputEncoder::new(schema()).unwrap();
+        assert!(enc.primed.is_some());
+        for batches in [vec![batch(3)], vec![], vec![batch(0), batch(5)], vec![batch(2)]] {
+            assert_eq!(
+                enc.encode(batches.clone()).unwrap(),
+                encode_all(&schema(), &batches).unwrap()
+            );
+        }
+        let dict: DictionaryArray<Int32Type> = vec!["x", "y", "x"].into_iter().collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("d", dict.data_type().clone(), false)]));
+        let b = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(dict) as ArrayRef]).unwrap();
+        let mut enc = OutputEncoder::new(Arc::clone(&schema)).unwrap();
+        assert!(enc.primed.is_none());
+        for _ in 0..2 {
+            let bytes = enc.encode(vec![b.clone()]).unwrap();
+            assert_eq!(decode_all(bytes).unwrap().1, vec![b.clone()]);
+        }
+    }
+
     #[test]
     fn encoder_checks_batches() {
-        let enc = OutputEncoder::new(schema()).unwrap();
+        let mut enc = OutputEncoder::new(schema()).unwrap();
         let bytes = enc.encode(vec![batch(3), batch(0)]).unwrap();
         let (s, got) = decode_all(bytes).unwrap();
         assert_eq!(s, schema());
