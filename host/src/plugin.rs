@@ -331,7 +331,8 @@ impl Transformer {
         if self.plan.is_some() {
             return self.process_columns(batch);
         }
-        let bytes = ipc::encode_batches(&self.input_schema, std::slice::from_ref(batch))
+        let batch = sluice_arrow_check::compact_views(batch.clone());
+        let bytes = ipc::encode_batches(&self.input_schema, std::slice::from_ref(&batch))
             .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
         self.begin("process")?;
         let r = self.bindings.process(&mut self.store, self.handle, &bytes);
@@ -381,6 +382,8 @@ impl Transformer {
         let read = plan
             .project(batch)
             .map_err(|e| Error::input(format!("cannot project a batch for plugin `{}`: {e}", self.name)))?;
+        // Dead bytes in view columns would be copied into the sandbox and validated there.
+        let read = sluice_arrow_check::compact_views(read);
         let encoded = match &mut self.segments {
             Some(encoder) => encoder.encode(&read),
             None => ipc::encode_segments(&plan.read_schema, &read),

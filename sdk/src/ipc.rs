@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
@@ -325,49 +324,6 @@ fn encoded_size(data: &ArrayData) -> usize {
         + data.child_data().iter().map(encoded_size).sum::<usize>()
 }
 
-/// Copy the live strings of view columns that reference much more data than they use.
-///
-/// The IPC writer sends every data buffer a view array holds. After a selective kernel
-/// (`filter` keeping 1 row in 8, say) those buffers are mostly dead bytes that would cross
-/// the boundary and be decoded again; compacting costs one copy of the live bytes only.
-fn compact_views(batch: RecordBatch) -> RecordBatch {
-    fn wasteful(held: usize, used: usize) -> bool {
-        held > 2 * used + 64 * 1024
-    }
-    let needs = |c: &ArrayRef| match c.data_type() {
-        DataType::Utf8View => {
-            let a = c.as_string_view();
-            wasteful(
-                a.data_buffers().iter().map(|b| b.len()).sum(),
-                a.total_buffer_bytes_used(),
-            )
-        }
-        DataType::BinaryView => {
-            let a = c.as_binary_view();
-            wasteful(
-                a.data_buffers().iter().map(|b| b.len()).sum(),
-                a.total_buffer_bytes_used(),
-            )
-        }
-        _ => false,
-    };
-    if !batch.columns().iter().any(needs) {
-        return batch;
-    }
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View if needs(c) => Arc::new(c.as_string_view().gc()) as ArrayRef,
-            DataType::BinaryView if needs(c) => Arc::new(c.as_binary_view().gc()) as ArrayRef,
-            _ => Arc::clone(c),
-        })
-        .collect();
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    // Same schema, same types and lengths: this cannot fail; keep the original if it does.
-    RecordBatch::try_new_with_options(Arc::clone(batch.schema_ref()), columns, &options).unwrap_or(batch)
-}
-
 impl OutputEncoder {
     /// Prepare to write streams with `schema`.
     pub fn new(schema: SchemaRef) -> Result<Self, Error> {
@@ -421,7 +377,7 @@ impl OutputEncoder {
     pub fn encode(&mut self, batches: Vec<RecordBatch>) -> Result<Vec<u8>, Error> {
         let batches = batches
             .into_iter()
-            .map(|b| self.conform(b).map(compact_views))
+            .map(|b| self.conform(b).map(sluice_arrow_check::compact_views))
             .collect::<Result<Vec<_>, _>>()?;
         let capacity = self.schema_ipc.len()
             + batches

@@ -288,3 +288,43 @@ fn output_digests_of_passed_through_columns_equal_full_digests() {
         }
     }
 }
+
+/// A view column that holds far more string data than it uses (a slice of the Parquet
+/// reader's page buffer, a selective filter's output) crosses into the sandbox compacted:
+/// the plugin gets, and pays fuel for, exactly what it gets for the compacted column, on
+/// both paths (a column plan, and a 1.0 plugin's whole batches). Without the compaction
+/// the guest copies and validates every dead byte: more fuel.
+#[test]
+fn sparse_view_columns_cross_compacted() {
+    use std::sync::Arc;
+
+    use arrow::array::{BooleanArray, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let all = StringViewArray::from_iter_values((0..200_000).map(|i| format!("a comment of some length, {i}")));
+    let keep = BooleanArray::from_iter((0..200_000).map(|i| Some(i % 20 == 0)));
+    let sparse = arrow::compute::filter(&all, &keep).unwrap();
+    let sparse = sparse.as_string_view();
+    let held: usize = sparse.data_buffers().iter().map(|b| b.len()).sum();
+    assert!(
+        held > 10 * sparse.total_buffer_bytes_used(),
+        "the test column must be sparse"
+    );
+    let schema = Arc::new(Schema::new(vec![Field::new("email", DataType::Utf8View, false)]));
+    let batch = |a: StringViewArray| RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(a)]).unwrap();
+    let (sparse, dense) = (batch(sparse.clone()), batch(sparse.gc()));
+    for (plugin, config) in [
+        (art::MASK, &[("columns", "email")][..]),
+        (art::ABI_1_0_0_FIXTURE, &[][..]),
+    ] {
+        let run = |b: &RecordBatch| {
+            let mut t = open(plugin, config, b).unwrap();
+            let out = t.process(b).unwrap();
+            (out, t.fuel_used())
+        };
+        let (sparse_out, sparse_fuel) = run(&sparse);
+        let (dense_out, dense_fuel) = run(&dense);
+        assert_eq!(sparse_out, dense_out, "{plugin}");
+        assert_eq!(sparse_fuel, dense_fuel, "{plugin}: the sparse column was not compacted");
+    }
+}
