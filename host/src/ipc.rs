@@ -100,9 +100,12 @@ pub struct SegmentEncoder {
 impl SegmentEncoder {
     /// An encoder for batches of `schema`.
     pub fn new(schema: &SchemaRef) -> Self {
-        let primed = (!schema.fields().iter().any(|f| has_dictionary(f.data_type())))
-            .then(|| Self::prime(schema))
-            .flatten();
+        let primed = (!schema
+            .fields()
+            .iter()
+            .any(|f| sluice_arrow_check::has_dictionary(f.data_type())))
+        .then(|| Self::prime(schema))
+        .flatten();
         SegmentEncoder {
             schema: Arc::clone(schema),
             primed,
@@ -133,23 +136,6 @@ impl SegmentEncoder {
         pieces.extend(encoder.encode(batch).map_err(malformed)?);
         pieces.push(Buffer::from(&END_OF_STREAM[..]));
         Ok(crate::abi::Segments(pieces))
-    }
-}
-
-/// Whether `dt` is, or holds, a dictionary type.
-fn has_dictionary(dt: &DataType) -> bool {
-    match dt {
-        DataType::Dictionary(..) => true,
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::Map(f, _) => has_dictionary(f.data_type()),
-        DataType::Struct(fs) => fs.iter().any(|f| has_dictionary(f.data_type())),
-        DataType::Union(fs, _) => fs.iter().any(|(_, f)| has_dictionary(f.data_type())),
-        DataType::RunEndEncoded(a, b) => has_dictionary(a.data_type()) || has_dictionary(b.data_type()),
-        _ => false,
     }
 }
 

@@ -14,7 +14,7 @@ use arrow_data::ArrayData;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_ipc::writer::{IpcWriteOptions, StreamEncoder, StreamWriter};
 use arrow_ipc::{Block, MetadataVersion};
-use arrow_schema::{ArrowError, DataType, SchemaRef};
+use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::Error;
 
@@ -68,22 +68,10 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, Error> {
 
 /// Whether any field of `schema` is, or holds, a dictionary.
 fn has_dictionaries(schema: &SchemaRef) -> bool {
-    fn walk(dt: &DataType) -> bool {
-        match dt {
-            DataType::Dictionary(..) => true,
-            DataType::List(f)
-            | DataType::LargeList(f)
-            | DataType::FixedSizeList(f, _)
-            | DataType::ListView(f)
-            | DataType::LargeListView(f)
-            | DataType::Map(f, _) => walk(f.data_type()),
-            DataType::Struct(fs) => fs.iter().any(|f| walk(f.data_type())),
-            DataType::Union(fs, _) => fs.iter().any(|(_, f)| walk(f.data_type())),
-            DataType::RunEndEncoded(a, b) => walk(a.data_type()) || walk(b.data_type()),
-            _ => false,
-        }
-    }
-    schema.fields().iter().any(|f| walk(f.data_type()))
+    schema
+        .fields()
+        .iter()
+        .any(|f| sluice_arrow_check::has_dictionary(f.data_type()))
 }
 
 /// Decodes the per-call input IPC streams of one transformer.

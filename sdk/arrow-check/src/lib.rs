@@ -10,6 +10,25 @@ use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_data::ArrayData;
 use arrow_schema::{ArrowError, DataType};
 
+/// Whether `dt` is, or holds, a dictionary type. Encoders that keep state across calls
+/// need this: a long-lived IPC encoder sends each dictionary once, but every call's stream
+/// must carry its own.
+pub fn has_dictionary(dt: &DataType) -> bool {
+    match dt {
+        DataType::Dictionary(..) => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::Map(f, _) => has_dictionary(f.data_type()),
+        DataType::Struct(fs) => fs.iter().any(|f| has_dictionary(f.data_type())),
+        DataType::Union(fs, _) => fs.iter().any(|(_, f)| has_dictionary(f.data_type())),
+        DataType::RunEndEncoded(a, b) => has_dictionary(a.data_type()) || has_dictionary(b.data_type()),
+        _ => false,
+    }
+}
+
 /// Copy the live strings of view columns that hold much more data than they use.
 ///
 /// The IPC writer sends every data buffer a view array holds, and every value crossing the
@@ -159,6 +178,22 @@ mod tests {
     use arrow_schema::DataType;
 
     use super::*;
+
+    #[test]
+    fn dictionaries_are_found_however_deep() {
+        use std::sync::Arc;
+
+        use arrow_schema::Field;
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert!(has_dictionary(&dict));
+        let list = DataType::List(Arc::new(Field::new("x", dict.clone(), true)));
+        assert!(has_dictionary(&list));
+        let s = DataType::Struct(vec![Field::new("a", DataType::Int64, true), Field::new("b", list, true)].into());
+        assert!(has_dictionary(&s));
+        let plain = DataType::Struct(vec![Field::new("a", DataType::Utf8View, true)].into());
+        assert!(!has_dictionary(&plain));
+        assert!(!has_dictionary(&DataType::Decimal128(15, 2)));
+    }
 
     /// The view check accepts what arrow accepts and refuses what it refuses.
     #[test]
