@@ -115,11 +115,9 @@ impl SegmentEncoder {
     /// The schema message alone and an encoder past it, or `None` if the schema cannot be
     /// encoded (then every call reports why, through [`encode_segments`]).
     fn prime(schema: &SchemaRef) -> Option<(Buffer, arrow::ipc::writer::StreamEncoder)> {
-        use arrow::ipc::writer::StreamEncoder;
-        let stream = StreamEncoder::try_new(schema).ok()?.finish().ok()?;
-        let stream: Vec<u8> = stream.iter().flat_map(|b| b.iter().copied()).collect();
+        let stream = encode_schema(schema);
         let message = stream.strip_suffix(&END_OF_STREAM)?;
-        let mut encoder = StreamEncoder::try_new(schema).ok()?;
+        let mut encoder = arrow::ipc::writer::StreamEncoder::try_new(schema).ok()?;
         // The first batch brings the schema message with it; later ones come alone.
         encoder.encode(&RecordBatch::new_empty(Arc::clone(schema))).ok()?;
         Some((Buffer::from(message), encoder))
@@ -556,7 +554,7 @@ pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, IpcError> {
     // arrow's decoder yields a schema message (empty body) only once it sees the next
     // message: a stream that ends right after the schema, without the end-of-stream marker
     // (as some writers in other languages emit), gets the marker here.
-    let mut end = Buffer::from_vec(vec![0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+    let mut end = Buffer::from(&END_OF_STREAM[..]);
     dec.decode(&mut end).map_err(|e| IpcError::Malformed(e.to_string()))?;
     dec.schema().ok_or(IpcError::NoSchema)
 }

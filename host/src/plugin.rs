@@ -250,8 +250,10 @@ impl Plugin {
             handle,
             input_schema: Arc::clone(input_schema),
             output_schema,
-            segments: plan.as_ref().map(|p| ipc::SegmentEncoder::new(&p.read_schema)),
-            plan,
+            plan: plan.map(|plan| Planned {
+                encoder: ipc::SegmentEncoder::new(&plan.read_schema),
+                plan,
+            }),
             fuel_used,
             dead: false,
         })
@@ -268,11 +270,15 @@ pub struct Transformer {
     input_schema: SchemaRef,
     output_schema: SchemaRef,
     /// The plugin's column plan (ABI 1.1), if it declared one.
-    plan: Option<ColumnPlan>,
-    /// Encodes the columns the plan reads, call after call (with a plan only).
-    segments: Option<ipc::SegmentEncoder>,
+    plan: Option<Planned>,
     fuel_used: u64,
     dead: bool,
+}
+
+/// A column plan and the encoder of the columns it reads, call after call.
+struct Planned {
+    plan: ColumnPlan,
+    encoder: ipc::SegmentEncoder,
 }
 
 impl Transformer {
@@ -362,34 +368,33 @@ impl Transformer {
 
     /// Whether the plugin declared a column plan (ABI 1.1).
     pub fn column_plan(&self) -> Option<&ColumnPlan> {
-        self.plan.as_ref()
+        self.plan.as_ref().map(|p| &p.plan)
     }
 
     /// [`Transformer::process`] under a column plan: send the columns read, build the output
     /// from the pass-through columns, the selection and the computed columns.
     fn process_columns(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
-        let Some(plan) = self.plan.take() else {
+        let Some(mut plan) = self.plan.take() else {
             return Err(Error::plugin(&self.name, "internal: no column plan".to_string()));
         };
-        let out = self.run_columns(&plan, batch);
+        let out = self.run_columns(&mut plan, batch);
         self.plan = Some(plan);
         self.dead |= out.is_err();
         out
     }
 
-    fn run_columns(&mut self, plan: &ColumnPlan, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+    fn run_columns(&mut self, planned: &mut Planned, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
         let what = "process-columns";
+        let plan = &planned.plan;
         let read = plan
             .project(batch)
             .map_err(|e| Error::input(format!("cannot project a batch for plugin `{}`: {e}", self.name)))?;
         // Dead bytes in view columns would be copied into the sandbox and validated there.
         let read = sluice_arrow_check::compact_views(read);
-        let encoded = match &mut self.segments {
-            Some(encoder) => encoder.encode(&read),
-            None => ipc::encode_segments(&plan.read_schema, &read),
-        };
-        let bytes =
-            encoded.map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
+        let bytes = planned
+            .encoder
+            .encode(&read)
+            .map_err(|e| Error::input(format!("cannot encode a batch for plugin `{}`: {e}", self.name)))?;
         self.begin(what)?;
         let r = self.bindings.process_columns(&mut self.store, self.handle, bytes);
         let r = self.end(what, r)?;

@@ -39,7 +39,7 @@ fn schema_message_len(bytes: &[u8]) -> Option<usize> {
 
 /// True if `rest` is empty or an end-of-stream marker (current or pre-0.15 format).
 fn is_end_of_stream(rest: &[u8]) -> bool {
-    rest.is_empty() || rest == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0] || rest == [0, 0, 0, 0]
+    rest.is_empty() || rest == END_OF_STREAM || rest == [0, 0, 0, 0]
 }
 
 fn ipc_error(what: &str, e: ArrowError) -> Error {

@@ -40,7 +40,7 @@ pub fn compact_views(batch: RecordBatch) -> RecordBatch {
     fn wasteful(held: usize, used: usize) -> bool {
         held > 2 * used + 64 * 1024
     }
-    let needs = |c: &ArrayRef| match c.data_type() {
+    let needs = batch.columns().iter().map(|c| match c.data_type() {
         DataType::Utf8View => {
             let a = c.as_string_view();
             wasteful(
@@ -56,16 +56,19 @@ pub fn compact_views(batch: RecordBatch) -> RecordBatch {
             )
         }
         _ => false,
-    };
-    if !batch.columns().iter().any(needs) {
+    });
+    // Counting the used bytes visits every view: once per column.
+    let needs: Vec<bool> = needs.collect();
+    if !needs.contains(&true) {
         return batch;
     }
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View if needs(c) => Arc::new(c.as_string_view().gc()) as ArrayRef,
-            DataType::BinaryView if needs(c) => Arc::new(c.as_binary_view().gc()) as ArrayRef,
+        .zip(needs)
+        .map(|(c, needs)| match c.data_type() {
+            DataType::Utf8View if needs => Arc::new(c.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView if needs => Arc::new(c.as_binary_view().gc()) as ArrayRef,
             _ => Arc::clone(c),
         })
         .collect();
