@@ -14,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::Block;
 use arrow::ipc::reader::{FileDecoder, StreamDecoder};
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use sluice_arrow_check::FlatLayout;
 
 /// Why a byte string could not be turned into batches.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,11 @@ struct Frame {
 /// The messages of `bytes` up to the end-of-stream marker (or the end), each checked as
 /// [`check_stream_framing`] describes.
 fn frames(bytes: &[u8]) -> Result<Vec<Frame>, IpcError> {
+    frames_and_layouts(bytes).map(|(frames, _)| frames)
+}
+
+/// [`frames`], and the layouts of the stream's (last) schema, which hold it parsed.
+fn frames_and_layouts(bytes: &[u8]) -> Result<(Vec<Frame>, Layouts), IpcError> {
     let bad = |at: usize, why: String| IpcError::Malformed(format!("message at byte {at}: {why}"));
     let mut pos = 0usize;
     let mut layouts = Layouts::default();
@@ -176,7 +182,7 @@ fn frames(bytes: &[u8]) -> Result<Vec<Frame>, IpcError> {
         };
         let meta_len = i32::from_le_bytes(len.try_into().expect("4 bytes"));
         if meta_len == 0 {
-            return Ok(out); // end-of-stream marker
+            return Ok((out, layouts)); // end-of-stream marker
         }
         let meta_start = pos + prefix + 4;
         let meta_end = usize::try_from(meta_len).ok().and_then(|l| meta_start.checked_add(l));
@@ -209,7 +215,7 @@ fn frames(bytes: &[u8]) -> Result<Vec<Frame>, IpcError> {
             }
         }
     }
-    Ok(out)
+    Ok((out, layouts))
 }
 
 /// Parse one IPC message header (a flatbuffer, verified) and check that every buffer of a
@@ -291,6 +297,8 @@ fn legacy_unions(message: &arrow::ipc::Message<'_>) -> bool {
 /// against (see [`check_message`]).
 #[derive(Debug, Default)]
 pub struct Layouts {
+    /// The schema, parsed; `None` before a schema message.
+    schema: Option<SchemaRef>,
     /// The schema's top-level field types; `None` before a schema message.
     fields: Option<Vec<DataType>>,
     /// The value type of each dictionary id.
@@ -309,6 +317,7 @@ impl Layouts {
             this.collect(f);
         }
         this.fields = Some(schema.fields().iter().map(|f| f.data_type().clone()).collect());
+        this.schema = Some(Arc::new(schema));
         this
     }
 
@@ -564,7 +573,7 @@ pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, IpcError> {
 /// The bytes are wrapped without copying; arrays returned point into them.
 pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatch>, IpcError> {
     let malformed = |e: arrow::error::ArrowError| IpcError::Malformed(e.to_string());
-    let frames = frames(&bytes)?;
+    let (frames, layouts) = frames_and_layouts(&bytes)?;
     let buf = Buffer::from_vec(bytes);
     let mut frames = frames.iter();
     let Some(first) = frames.next().filter(|f| f.kind == "schema") else {
@@ -572,10 +581,17 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
     };
     let message = arrow::ipc::root_as_message(&buf[first.meta_start..first.meta_end])
         .map_err(|e| IpcError::Malformed(format!("unreadable schema message ({e})")))?;
-    let fb = message
-        .header_as_schema()
-        .ok_or_else(|| IpcError::Malformed("the schema message holds no schema".into()))?;
-    let schema = Arc::new(arrow::ipc::convert::try_fb_to_schema(fb).map_err(malformed)?);
+    // The framing walk parsed the schema already (the last one: a second is refused below);
+    // only a schema arrow refuses is parsed again, for arrow's reason.
+    let schema = match layouts.schema {
+        Some(schema) if frames.clone().all(|f| f.kind != "schema") => schema,
+        _ => {
+            let fb = message
+                .header_as_schema()
+                .ok_or_else(|| IpcError::Malformed("the schema message holds no schema".into()))?;
+            Arc::new(arrow::ipc::convert::try_fb_to_schema(fb).map_err(malformed)?)
+        }
+    };
     check_schema(&schema, expected)?;
     // arrow's validation of `Utf8View` values is one `str::from_utf8` per value: a tenth of
     // a masking plugin's transform stage. Streams of flat columns without compression are
@@ -585,7 +601,10 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
     // validation. (arrow 60's `StreamDecoder` validates record batches whatever it is told,
     // so messages are read with `FileDecoder`.)
     let unchecked = schema.fields().iter().all(|f| flat(f.data_type())) && !frames.clone().any(|f| f.compressed);
-    let mut decoder = FileDecoder::new(schema, message.version());
+    // Columns that are all fixed-width values (a plugin's computed numbers, say) are read
+    // straight from the messages the framing walk verified, with the same checks.
+    let fixed = if unchecked { FlatLayout::new(&schema) } else { None };
+    let mut decoder = FileDecoder::new(Arc::clone(&schema), message.version());
     if unchecked {
         // SAFETY: see above; every column is validated before it leaves this function.
         decoder = unsafe { decoder.with_skip_validation(true) };
@@ -601,7 +620,14 @@ pub fn decode_stream(bytes: Vec<u8>, expected: &Schema) -> Result<Vec<RecordBatc
         );
         match f.kind {
             "record batch" => {
-                if let Some(b) = decoder.read_record_batch(&block, &message).map_err(malformed)? {
+                if let Some(fixed) = &fixed {
+                    // SAFETY: `frames_and_layouts` verified this flatbuffer, in these same bytes.
+                    let header = unsafe { arrow::ipc::root_as_message_unchecked(&buf[f.meta_start..f.meta_end]) }
+                        .header_as_record_batch()
+                        .ok_or_else(|| IpcError::Malformed("a record batch message holds no record batch".into()))?;
+                    let body = buf.slice_with_length(f.meta_end, f.body_end - f.meta_end);
+                    out.push(fixed.decode(header, &body).map_err(malformed)?);
+                } else if let Some(b) = decoder.read_record_batch(&block, &message).map_err(malformed)? {
                     out.push(if unchecked { validate(b)? } else { b });
                 }
             }
@@ -747,6 +773,50 @@ mod tests {
             );
             assert_eq!(decode_stream(segments.to_vec(), &schema).unwrap(), vec![b.clone()]);
         }
+    }
+
+    /// A stream of fixed-width columns is read straight from its messages: the arrays share
+    /// the stream's bytes, every batch comes back equal, and a null count that does not
+    /// match its bitmap is refused, naming the column.
+    #[test]
+    fn flat_streams_are_read_from_their_messages() {
+        use arrow::array::{Array, Decimal128Array, Int32Array};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Decimal128(18, 4), false),
+            Field::new("n", DataType::Int32, true),
+        ]));
+        let batch = |n: i32| {
+            let d = Decimal128Array::from_iter_values((0..n).map(|i| i as i128 * 12_345))
+                .with_precision_and_scale(18, 4)
+                .unwrap();
+            let x = Int32Array::from_iter((0..n).map(|i| (i % 4 != 1).then_some(i)));
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(d), Arc::new(x)]).unwrap()
+        };
+        let batches = [batch(1000), batch(0), batch(7)];
+        let bytes = encode_batches(&schema, &batches).unwrap();
+        let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+        let got = decode_stream(bytes, &schema).unwrap();
+        assert_eq!(got, batches);
+        assert!(range.contains(&(got[0].column(0).to_data().buffers()[0].as_ptr() as usize)));
+        // 250 nulls in the bitmap, declared as 3.
+        let x = batch(1000).column(1).to_data();
+        // SAFETY: only encoded, to be refused by the decoder.
+        let lying = unsafe {
+            let nulls = arrow::buffer::NullBuffer::new_unchecked(x.nulls().unwrap().inner().clone(), 3);
+            Int32Array::from(x.into_builder().nulls(Some(nulls)).build_unchecked())
+        };
+        let b = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::clone(batch(1000).column(0)), Arc::new(lying)],
+        )
+        .unwrap();
+        let err = decode_stream(encode_batches(&schema, &[b]).unwrap(), &schema)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column 1 (`n`)") && err.contains("declares 3 nulls"),
+            "{err}"
+        );
     }
 
     /// Arrays are decoded without arrow's validation and checked by `sluice_arrow_check`:

@@ -1,9 +1,14 @@
 //! Full validation of Arrow arrays decoded without it, shared by the sluice host (what a
 //! plugin returns) and the SDK (what a plugin receives): `ArrayData::validate_full`, with a
 //! faster value check for `Utf8View`, whose per-value `str::from_utf8` dominated decoding.
-//! Also [`compact_views`], which both sides run on what they send across the boundary.
+//! Also [`compact_views`], which both sides run on what they send across the boundary, and
+//! [`FlatLayout`], which decodes batches of flat fixed-width columns without arrow's generic
+//! reader.
 
 use std::sync::Arc;
+
+mod flat;
+pub use flat::FlatLayout;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
