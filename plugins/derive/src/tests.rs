@@ -221,23 +221,32 @@ fn narrowing_decimals_agrees_with_arrows_cast() {
         safe: false,
         ..Default::default()
     };
-    let max = 10i128.pow(18) - 1;
-    let fits = dec(vec![Some(max), Some(-max), None, Some(0), Some(12345)], 31, 4);
-    let target = DataType::Decimal128(18, 4);
-    let got = crate::expr::narrow_decimal(&fits, &target).expect("every value fits");
-    assert_eq!(&got, &cast_with_options(&fits, &target, &strict).unwrap());
-    assert_eq!(got.data_type(), &target);
-    for bad in [max + 1, -max - 1, i128::MAX, i128::MIN] {
-        let col = dec(vec![Some(1), Some(bad)], 38, 4);
-        assert!(
-            crate::expr::narrow_decimal(&col, &target).is_none(),
-            "{bad} does not fit"
-        );
-        assert!(
-            cast_with_options(&col, &target, &strict).is_err(),
-            "arrow refuses {bad} too"
-        );
+    // 18 digits are checked as 64-bit words, 20 as 128-bit values.
+    for p in [18u8, 20] {
+        let max = 10i128.pow(u32::from(p)) - 1;
+        let fits = dec(vec![Some(max), Some(-max), None, Some(0), Some(12345)], 31, 4);
+        let target = DataType::Decimal128(p, 4);
+        let got = crate::expr::narrow_decimal(&fits, &target).expect("every value fits");
+        assert_eq!(&got, &cast_with_options(&fits, &target, &strict).unwrap());
+        assert_eq!(got.data_type(), &target);
+        // Past the bound, and (for 18 digits) past 64 bits.
+        let wider = [i64::MAX as i128 + 1, i64::MIN as i128 - 1];
+        for bad in [max + 1, -max - 1, i128::MAX, i128::MIN]
+            .into_iter()
+            .chain(wider.into_iter().filter(|_| p == 18))
+        {
+            let col = dec(vec![Some(1), Some(bad)], 38, 4);
+            assert!(
+                crate::expr::narrow_decimal(&col, &target).is_none(),
+                "{bad} does not fit {p} digits"
+            );
+            assert!(
+                cast_with_options(&col, &target, &strict).is_err(),
+                "arrow refuses {bad} too"
+            );
+        }
     }
+    let fits = dec(vec![Some(1)], 31, 4);
     // Another scale is not a narrowing.
     assert!(crate::expr::narrow_decimal(&fits, &DataType::Decimal128(18, 2)).is_none());
 }
