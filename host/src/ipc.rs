@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::Block;
 use arrow::ipc::reader::{FileDecoder, StreamDecoder};
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
-use sluice_arrow_check::FlatLayout;
+use sluice_arrow_check::{FlatEncoder, FlatLayout};
 
 /// Why a byte string could not be turned into batches.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,9 @@ pub struct SegmentEncoder {
     /// The schema message, and an encoder that has emitted it (so that it writes only
     /// record batch messages); `None` for a schema with dictionaries.
     primed: Option<(Buffer, arrow::ipc::writer::StreamEncoder)>,
+    /// For a schema of fixed-width columns: writes the same record batch messages without
+    /// arrow's generic writer, and zero bytes to pad them with.
+    flat: Option<(FlatEncoder, Buffer)>,
 }
 
 impl SegmentEncoder {
@@ -110,6 +113,7 @@ impl SegmentEncoder {
         SegmentEncoder {
             schema: Arc::clone(schema),
             primed,
+            flat: FlatEncoder::new(schema).map(|e| (e, Buffer::from_vec(vec![0u8; 64]))),
         }
     }
 
@@ -132,7 +136,18 @@ impl SegmentEncoder {
         let malformed = |e: arrow::error::ArrowError| IpcError::Malformed(e.to_string());
         let mut pieces = Vec::with_capacity(16);
         pieces.push(schema.clone());
-        pieces.extend(encoder.encode(batch).map_err(malformed)?);
+        if let Some((flat, zeros)) = &mut self.flat {
+            let message = flat.encode(batch).map_err(malformed)?;
+            pieces.push(Buffer::from_vec(message.header));
+            for (b, pad) in message.body {
+                pieces.push(b);
+                if pad > 0 {
+                    pieces.push(zeros.slice_with_length(0, pad));
+                }
+            }
+        } else {
+            pieces.extend(encoder.encode(batch).map_err(malformed)?);
+        }
         pieces.push(Buffer::from(&END_OF_STREAM[..]));
         Ok(crate::abi::Segments(pieces))
     }
@@ -752,6 +767,19 @@ mod tests {
                 encode_batches(&b.schema(), std::slice::from_ref(&b)).unwrap()
             );
             assert_eq!(decode_stream(segments.to_vec(), &b.schema()).unwrap(), vec![b]);
+        }
+        // Fixed-width columns take the flat encoder: the same bytes, the values shared.
+        let n = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
+        let ints = Int32Array::from_iter((0..100).map(|i| (i % 7 != 0).then_some(i)));
+        let b = RecordBatch::try_new(Arc::clone(&n), vec![Arc::new(ints)]).unwrap();
+        let mut encoder = SegmentEncoder::new(&n);
+        assert!(encoder.flat.is_some());
+        for b in [b.clone(), b.slice(3, 50), b.slice(8, 0), b.clone()] {
+            let segments = encoder.encode(&b).unwrap();
+            assert_eq!(segments.to_vec(), encode_batches(&n, std::slice::from_ref(&b)).unwrap());
+            let values = b.column(0).to_data().buffers()[0].as_ptr();
+            assert!(b.num_rows() == 0 || segments.0.iter().any(|p| p.as_ptr() == values));
+            assert_eq!(decode_stream(segments.to_vec(), &n).unwrap(), vec![b]);
         }
         let dict: DictionaryArray<Int32Type> = vec!["x", "y", "x"].into_iter().collect();
         let schema = Arc::new(Schema::new(vec![

@@ -15,7 +15,7 @@ use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_ipc::writer::{IpcWriteOptions, StreamEncoder, StreamWriter};
 use arrow_ipc::{Block, MetadataVersion};
 use arrow_schema::{ArrowError, SchemaRef};
-use sluice_arrow_check::FlatLayout;
+use sluice_arrow_check::{FlatEncoder, FlatLayout};
 
 use crate::Error;
 
@@ -318,6 +318,9 @@ pub struct OutputEncoder {
     /// time per 8,192-row call. `None` for a schema with dictionaries, which every call's
     /// stream must carry again (a long-lived encoder sends each only once).
     primed: Option<(Vec<u8>, StreamEncoder)>,
+    /// Writes record batch messages of flat fixed-width columns without arrow's generic
+    /// writer (the same bytes); `None` unless every column is such a column.
+    flat: Option<FlatEncoder>,
 }
 
 /// The end-of-stream marker of the current IPC format: continuation, then length 0.
@@ -358,6 +361,7 @@ impl OutputEncoder {
             _ => None,
         };
         Ok(OutputEncoder {
+            flat: FlatEncoder::new(&schema),
             schema,
             schema_ipc,
             primed,
@@ -405,6 +409,10 @@ impl OutputEncoder {
             let mut out = Vec::with_capacity(capacity);
             out.extend_from_slice(message);
             for batch in &batches {
+                if let Some(flat) = &mut self.flat {
+                    flat.encode(batch).map_err(encode_error)?.write_to(&mut out);
+                    continue;
+                }
                 for piece in encoder.encode(batch).map_err(encode_error)? {
                     out.extend_from_slice(&piece);
                 }
@@ -679,6 +687,25 @@ mod tests {
             assert_eq!(
                 enc.encode(batches.clone()).unwrap(),
                 encode_all(&schema(), &batches).unwrap()
+            );
+        }
+        // Fixed-width columns take the flat encoder: the same bytes.
+        let flat = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let mut enc = OutputEncoder::new(Arc::clone(&flat)).unwrap();
+        assert!(enc.flat.is_some());
+        let ints = |n: i64| {
+            let a = Int64Array::from_iter((0..n).map(|i| (i % 3 != 0).then_some(i)));
+            RecordBatch::try_new(Arc::clone(&flat), vec![Arc::new(a) as ArrayRef]).unwrap()
+        };
+        for batches in [
+            vec![ints(100)],
+            vec![],
+            vec![ints(0), ints(9).slice(3, 5)],
+            vec![ints(1)],
+        ] {
+            assert_eq!(
+                enc.encode(batches.clone()).unwrap(),
+                encode_all(&flat, &batches).unwrap()
             );
         }
         let dict: DictionaryArray<Int32Type> = vec!["x", "y", "x"].into_iter().collect();

@@ -421,19 +421,31 @@ pub(crate) fn mul_small_decimals(l: &ArrayRef, r: &ArrayRef) -> Result<Option<Ar
     // Nonzero once a value (under nulls too: zeros in practice, and a false "too wide" only
     // means arrow computes the column) does not fit in 32 bits.
     let mut wide = 0u64;
-    // Whether `(lo, hi)` is not an `i128` that fits in an `i32`.
-    let misfit = |lo: i64, hi: i64| ((i64::from(lo as i32) ^ lo) | (hi ^ (lo >> 63))) as u64;
-    for ((x, y), d) in x
-        .chunks_exact(2)
-        .zip(y.chunks_exact(2))
-        .zip(out.typed_data_mut::<u64>().chunks_exact_mut(2))
-    {
+    // One value: `x * y` into `d`, and whether `x` or `y` is not an `i128` that fits in an `i32`.
+    let step = |x: &[u64], y: &[u64], d: &mut [u64]| {
         let (xl, xh, yl, yh) = (x[0] as i64, x[1] as i64, y[0] as i64, y[1] as i64);
-        wide |= misfit(xl, xh) | misfit(yl, yh);
+        let misfit = |lo: i64, hi: i64| ((i64::from(lo as i32) ^ lo) | (hi ^ (lo >> 63))) as u64;
         // Both below 2^31 in magnitude: the product is below 2^62, exact in an `i64`.
         let p = xl.wrapping_mul(yl);
         d[0] = p as u64;
         d[1] = (p >> 63) as u64;
+        misfit(xl, xh) | misfit(yl, yh)
+    };
+    // Eight values a step: the sandbox's fuel and interruption checks run once per loop
+    // iteration, which cost more than one value's work.
+    let ((xs, x_tail), (ys, y_tail)) = (x.as_chunks::<16>(), y.as_chunks::<16>());
+    let (ds, d_tail) = out.typed_data_mut::<u64>().as_chunks_mut::<16>();
+    for ((x, y), d) in xs.iter().zip(ys).zip(ds.iter_mut()) {
+        for k in (0..16).step_by(2) {
+            wide |= step(&x[k..k + 2], &y[k..k + 2], &mut d[k..k + 2]);
+        }
+    }
+    for ((x, y), d) in x_tail
+        .chunks_exact(2)
+        .zip(y_tail.chunks_exact(2))
+        .zip(d_tail.chunks_exact_mut(2))
+    {
+        wide |= step(x, y, d);
     }
     if wide != 0 {
         return Ok(None);
@@ -486,11 +498,16 @@ pub(crate) fn narrow_decimal(value: &ArrayRef, target: &DataType) -> Option<Arra
         // `i64` (the high word is the low word's sign) within the bound, without a branch.
         let max = 10i64.pow(u32::from(*p)) - 1;
         let span = (2 * max) as u64;
-        let words = a.values().inner().typed_data::<u64>();
-        words.chunks_exact(2).fold(0u64, |bad, v| {
+        let bad = |v: &[u64]| {
             let (lo, hi) = (v[0] as i64, v[1] as i64);
-            bad | (hi ^ (lo >> 63)) as u64 | u64::from(lo.wrapping_add(max) as u64 > span)
-        }) == 0
+            (hi ^ (lo >> 63)) as u64 | u64::from(lo.wrapping_add(max) as u64 > span)
+        };
+        // Eight values a step (see `mul_small_decimals`).
+        let (octets, tail) = a.values().inner().typed_data::<u64>().as_chunks::<16>();
+        let any = octets.iter().fold(0u64, |acc, o| {
+            (0..16).step_by(2).fold(acc, |acc, k| acc | bad(&o[k..k + 2]))
+        });
+        tail.chunks_exact(2).fold(any, |acc, v| acc | bad(v)) == 0
     } else {
         let max = 10i128.pow(u32::from(*p)) - 1;
         let span = (2 * max) as u128;

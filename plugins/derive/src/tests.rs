@@ -212,6 +212,36 @@ fn small_decimal_products_equal_arrows() {
     }
 }
 
+/// Eight values a step, then the rest: a value wider than 32 bits is found at any
+/// position, on either side, and the products of narrow values are arrow's.
+#[test]
+fn small_decimal_products_check_every_position() {
+    for at in 0..21 {
+        let l: Vec<Option<i128>> = (0..21).map(|i| Some(i * 99_991 - 1_000_000)).collect();
+        let r: Vec<Option<i128>> = (0..21).map(|i| Some(7 - i * 3)).collect();
+        let (a, b) = (dec(l.clone(), 15, 2), dec(r.clone(), 15, 2));
+        let got = crate::expr::mul_small_decimals(&a, &b).unwrap().expect("all narrow");
+        assert_eq!(&got, &arrow_arith::numeric::mul(&a, &b).unwrap());
+        for (mut l, mut r, side) in [(l.clone(), r.clone(), 0), (l, r, 1)] {
+            let wide = Some(if at % 2 == 0 {
+                i32::MAX as i128 + 1
+            } else {
+                i32::MIN as i128 - 1
+            });
+            if side == 0 {
+                l[at] = wide
+            } else {
+                r[at] = wide
+            }
+            let (a, b) = (dec(l, 15, 2), dec(r, 15, 2));
+            assert!(
+                crate::expr::mul_small_decimals(&a, &b).unwrap().is_none(),
+                "at {at} side {side}"
+            );
+        }
+    }
+}
+
 /// Narrowing a decimal to a smaller precision of the same scale keeps the values when all
 /// fit (at both bounds), and leaves a column with one value out of range to arrow's cast.
 #[test]
@@ -245,6 +275,18 @@ fn narrowing_decimals_agrees_with_arrows_cast() {
                 "arrow refuses {bad} too"
             );
         }
+    }
+    // Eight values a step, then the rest: a value out of range is found at any position.
+    let max = 10i128.pow(18) - 1;
+    let target = DataType::Decimal128(18, 4);
+    for at in 0..21 {
+        let mut v: Vec<Option<i128>> = (0..21).map(|i| Some(i * 1_000_003 - 7)).collect();
+        assert!(crate::expr::narrow_decimal(&dec(v.clone(), 31, 4), &target).is_some());
+        v[at] = Some(if at % 2 == 0 { max + 1 } else { -max - 1 });
+        assert!(
+            crate::expr::narrow_decimal(&dec(v, 31, 4), &target).is_none(),
+            "at {at}"
+        );
     }
     let fits = dec(vec![Some(1)], 31, 4);
     // Another scale is not a narrowing.

@@ -139,6 +139,155 @@ impl FlatLayout {
     }
 }
 
+/// The alignment arrow's IPC writer pads metadata and buffers to (`IpcWriteOptions`'s default).
+const ALIGNMENT: usize = 64;
+
+/// One encoded record batch message: the framed metadata, then the body's buffers, each
+/// followed by that many zero bytes of padding.
+#[derive(Debug)]
+pub struct FlatMessage {
+    /// Continuation marker, metadata length, metadata and its padding.
+    pub header: Vec<u8>,
+    /// The body: each buffer (shared with the batch's arrays) and its padding.
+    pub body: Vec<(Buffer, usize)>,
+}
+
+impl FlatMessage {
+    /// Append the message's bytes to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header);
+        for (b, pad) in &self.body {
+            out.extend_from_slice(b);
+            out.extend_from_slice(&[0; ALIGNMENT][..*pad]);
+        }
+    }
+
+    /// The message's length in bytes.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.body.iter().map(|(b, pad)| b.len() + pad).sum::<usize>()
+    }
+
+    /// Whether the message has no bytes (never: a message has a header).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FlatLayout {
+    /// The record batch message for `batch` (of this layout's column types), byte for byte
+    /// what arrow's IPC writer gives with its default options; the body shares the arrays'
+    /// buffers. `fbb` is scratch space, kept between calls to reuse its allocation.
+    ///
+    /// arrow's writer goes through its generic, dictionary-aware path for every column: for
+    /// one 1,000-row decimal column that was an eighth of `derive`'s time in the sandbox.
+    ///
+    /// # Errors
+    /// A column count or type that differs from the layout's.
+    pub fn encode(
+        &self,
+        batch: &RecordBatch,
+        fbb: &mut flatbuffers::FlatBufferBuilder<'static>,
+    ) -> Result<FlatMessage, ArrowError> {
+        if batch.num_columns() != self.columns.len() {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "a batch of {} columns for a schema of {}",
+                batch.num_columns(),
+                self.columns.len()
+            )));
+        }
+        let rows = batch.num_rows();
+        let mut nodes = Vec::with_capacity(self.columns.len());
+        let mut specs = Vec::with_capacity(2 * self.columns.len());
+        let mut body = Vec::with_capacity(2 * self.columns.len());
+        let mut offset = 0usize;
+        let mut push = |b: Buffer, specs: &mut Vec<arrow_ipc::Buffer>| {
+            let pad = (ALIGNMENT - b.len() % ALIGNMENT) % ALIGNMENT;
+            specs.push(arrow_ipc::Buffer::new(offset as i64, b.len() as i64));
+            offset += b.len() + pad;
+            body.push((b, pad));
+        };
+        for ((column, field), &(byte_width, _)) in batch.columns().iter().zip(self.schema.fields()).zip(&self.columns) {
+            if column.data_type() != field.data_type() {
+                return Err(ArrowError::InvalidArgumentError(format!(
+                    "column `{}` is {}, but its field says {}",
+                    field.name(),
+                    column.data_type(),
+                    field.data_type()
+                )));
+            }
+            let data = column.to_data();
+            let nulls = data.nulls().filter(|n| n.null_count() > 0);
+            nodes.push(arrow_ipc::FieldNode::new(
+                data.len() as i64,
+                nulls.map_or(0, |n| n.null_count()) as i64,
+            ));
+            // As arrow's writer: a column without nulls has an empty validity buffer.
+            push(nulls.map_or_else(Buffer::default, |n| n.inner().sliced()), &mut specs);
+            let values = &data.buffers()[0];
+            push(
+                values.slice_with_length(data.offset() * byte_width, data.len() * byte_width),
+                &mut specs,
+            );
+        }
+        // The builder calls in arrow's order, so that the bytes are the same.
+        fbb.reset();
+        let buffers = fbb.create_vector(&specs);
+        let nodes = fbb.create_vector(&nodes);
+        let mut b = arrow_ipc::RecordBatchBuilder::new(fbb);
+        b.add_length(rows as i64);
+        b.add_nodes(nodes);
+        b.add_buffers(buffers);
+        let record_batch = b.finish();
+        let mut m = arrow_ipc::MessageBuilder::new(fbb);
+        m.add_version(arrow_ipc::MetadataVersion::V5);
+        m.add_header_type(arrow_ipc::MessageHeader::RecordBatch);
+        m.add_bodyLength(offset as i64);
+        m.add_header(record_batch.as_union_value());
+        let root = m.finish();
+        fbb.finish(root, None);
+        let metadata = fbb.finished_data();
+        let padded = (metadata.len() + 8).div_ceil(ALIGNMENT) * ALIGNMENT;
+        let mut header = Vec::with_capacity(padded);
+        header.extend_from_slice(&[0xff; 4]);
+        header.extend_from_slice(&((padded - 8) as i32).to_le_bytes());
+        header.extend_from_slice(metadata);
+        header.resize(padded, 0);
+        Ok(FlatMessage { header, body })
+    }
+}
+
+/// [`FlatLayout::encode`] with its own scratch space.
+pub struct FlatEncoder {
+    layout: FlatLayout,
+    fbb: flatbuffers::FlatBufferBuilder<'static>,
+}
+
+impl std::fmt::Debug for FlatEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlatEncoder")
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlatEncoder {
+    /// An encoder for batches of `schema`, or `None` unless every column is flat and fixed-width.
+    pub fn new(schema: &SchemaRef) -> Option<Self> {
+        Some(FlatEncoder {
+            layout: FlatLayout::new(schema)?,
+            fbb: flatbuffers::FlatBufferBuilder::new(),
+        })
+    }
+
+    /// See [`FlatLayout::encode`].
+    ///
+    /// # Errors
+    /// As [`FlatLayout::encode`].
+    pub fn encode(&mut self, batch: &RecordBatch) -> Result<FlatMessage, ArrowError> {
+        self.layout.encode(batch, &mut self.fbb)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_array::types::Int32Type;
@@ -240,6 +389,59 @@ mod tests {
         let values = got.column(1).to_data().buffers()[0].as_ptr() as usize;
         let range = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
         assert!(range.contains(&values));
+    }
+
+    /// The whole record batch message of `batch`, as arrow's stream writer frames it.
+    fn written_message(batch: &RecordBatch) -> Vec<u8> {
+        let (meta, body) = written(batch);
+        let padded = (meta.len() + 8).div_ceil(64) * 64;
+        let mut out = vec![0xff, 0xff, 0xff, 0xff];
+        out.extend_from_slice(&((padded - 8) as i32).to_le_bytes());
+        out.extend_from_slice(&meta);
+        out.resize(padded, 0);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn flat_messages_are_the_bytes_arrow_writes() {
+        let b = sample();
+        let layout = FlatLayout::new(&b.schema()).unwrap();
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        // Whole, sliced at a byte and at a bit boundary (validity bits shifted), empty.
+        for s in [
+            b.clone(),
+            b.slice(8, 500),
+            b.slice(333, 400),
+            b.slice(999, 1),
+            b.slice(0, 0),
+        ] {
+            let m = layout.encode(&s, &mut fbb).unwrap();
+            let mut bytes = vec![];
+            m.write_to(&mut bytes);
+            assert_eq!(bytes.len(), m.len());
+            // `written` reads back what arrow wrote; compare the framing as well.
+            assert_eq!(bytes, written_message(&s), "rows {}", s.num_rows());
+            let meta_len = i32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+            let body = Buffer::from(&bytes[8 + meta_len..]);
+            assert_eq!(decode(&layout, &bytes[8..8 + meta_len], &body).unwrap(), s);
+        }
+        // A batch of other column types is refused.
+        let other = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)])),
+            vec![Arc::new(PrimitiveArray::<Int32Type>::from(vec![1]))],
+        )
+        .unwrap();
+        let one = FlatLayout::new(&Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]))).unwrap();
+        let e = one.encode(&other, &mut fbb).unwrap_err().to_string();
+        assert!(e.contains("column `x` is Int32, but its field says Int64"), "{e}");
+        assert!(
+            layout
+                .encode(&other, &mut fbb)
+                .unwrap_err()
+                .to_string()
+                .contains("a batch of 1 columns for a schema of 7")
+        );
     }
 
     #[test]

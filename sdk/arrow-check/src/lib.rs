@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 mod flat;
-pub use flat::FlatLayout;
+pub use flat::{FlatEncoder, FlatLayout, FlatMessage};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
