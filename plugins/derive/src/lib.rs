@@ -101,7 +101,7 @@ fn strict() -> CastOptions<'static> {
 impl Transform for Derive {
     const INFO: PluginInfo = PluginInfo {
         name: "derive",
-        version: "1.0.1",
+        version: "1.0.2",
         description: "Appends a column computed by an arithmetic expression (`name`, `expr`, `type`).",
         stateful: false,
     };
