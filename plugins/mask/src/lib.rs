@@ -227,9 +227,13 @@ fn mask_view(array: &ArrayRef) -> Result<ArrayRef, Error> {
     let sums = digests(array.iter(), valid)?;
     let mut buffers = vec![];
     for chunk in sums.chunks(32 * DIGESTS_PER_BUFFER) {
-        let mut data = vec![0u8; chunk.len() * 2];
-        for (out, digest) in data.chunks_exact_mut(HEX_LEN).zip(chunk.chunks_exact(32)) {
-            hex_into(digest, out);
+        // Appended a digest at a time rather than written over zeros: zeroing the buffer
+        // first was a `memory.fill` over all of it (2% of `mask`'s time at 262,144 rows).
+        let mut data = Vec::with_capacity(chunk.len() * 2);
+        let mut hex = [0u8; HEX_LEN];
+        for digest in chunk.chunks_exact(32) {
+            hex_into(digest, &mut hex);
+            data.extend_from_slice(&hex);
         }
         buffers.push(Buffer::from_vec(data));
     }
