@@ -12,6 +12,7 @@ use ::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use ::parquet::errors::ParquetError;
+use ::parquet::file::metadata::ParquetStatisticsPolicy;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
@@ -98,7 +99,15 @@ pub(super) fn skipping(
 /// The reader allocates a column chunk's declared size before reading it, so a corrupt
 /// length must be caught here rather than turn into a huge allocation.
 fn load(path: &Path, file: &File, size: u64) -> Result<ArrowReaderMetadata> {
-    let metadata = ArrowReaderMetadata::load(file, ArrowReaderOptions::new()).map_err(|e| {
+    // The footer stays in memory for the whole run, and its column, size and page encoding
+    // statistics are used by nothing here (the reader decodes every page; the sink computes
+    // its own). They grow with the row groups: skipping them took 2-4 MiB off the peak RSS
+    // of a run over SF10 lineitem (524 row groups), which kept growing with the input.
+    let options = ArrowReaderOptions::new()
+        .with_column_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_encoding_stats_as_mask(true);
+    let metadata = ArrowReaderMetadata::load(file, options).map_err(|e| {
         Error::input(format!(
             "failed to read Parquet input `{}`: {}; the file is not Parquet, or it is truncated \
              or corrupt",
