@@ -104,12 +104,9 @@ pub struct SegmentEncoder {
 impl SegmentEncoder {
     /// An encoder for batches of `schema`.
     pub fn new(schema: &SchemaRef) -> Self {
-        let primed = (!schema
-            .fields()
-            .iter()
-            .any(|f| sluice_arrow_check::has_dictionary(f.data_type())))
-        .then(|| Self::prime(schema))
-        .flatten();
+        let primed = (!sluice_arrow_check::schema_has_dictionary(schema))
+            .then(|| Self::prime(schema))
+            .flatten();
         SegmentEncoder {
             schema: Arc::clone(schema),
             primed,

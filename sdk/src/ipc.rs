@@ -67,14 +67,6 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, Error> {
         .ok_or_else(|| Error::InvalidInput("the schema IPC stream holds no schema".into()))
 }
 
-/// Whether any field of `schema` is, or holds, a dictionary.
-fn has_dictionaries(schema: &SchemaRef) -> bool {
-    schema
-        .fields()
-        .iter()
-        .any(|f| sluice_arrow_check::has_dictionary(f.data_type()))
-}
-
 /// Decodes the per-call input IPC streams of one transformer.
 pub struct InputDecoder {
     schema: SchemaRef,
@@ -99,7 +91,7 @@ impl InputDecoder {
         let schema_message = schema_message_len(schema_ipc)
             .map(|n| schema_ipc[..n].to_vec())
             .unwrap_or_default();
-        let has_dictionaries = has_dictionaries(&schema);
+        let has_dictionaries = sluice_arrow_check::schema_has_dictionary(&schema);
         // SAFETY: the host is the trusted side of the boundary: every batch it sends was
         // fully validated by it (read from a file, or returned by a plugin) before it is
         // sent on, and `validate` checks each batch's layout here too: see [`validate`].
@@ -360,7 +352,7 @@ impl OutputEncoder {
         let writer = StreamWriter::try_new(Vec::new(), &schema).map_err(encode_error)?;
         let schema_ipc = writer.into_inner().map_err(encode_error)?;
         let primed = match schema_ipc.strip_suffix(&END_OF_STREAM) {
-            Some(message) if !has_dictionaries(&schema) => {
+            Some(message) if !sluice_arrow_check::schema_has_dictionary(&schema) => {
                 let mut encoder = StreamEncoder::try_new(&schema).map_err(encode_error)?;
                 // The first batch brings the schema message with it; later ones come alone.
                 encoder

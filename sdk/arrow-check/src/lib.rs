@@ -34,6 +34,11 @@ pub fn has_dictionary(dt: &DataType) -> bool {
     }
 }
 
+/// Whether any field of `schema` is, or holds, a dictionary (see [`has_dictionary`]).
+pub fn schema_has_dictionary(schema: &arrow_schema::Schema) -> bool {
+    schema.fields().iter().any(|f| has_dictionary(f.data_type()))
+}
+
 /// Copy the live strings of view columns that hold much more data than they use.
 ///
 /// The IPC writer sends every data buffer a view array holds, and every value crossing the
@@ -201,6 +206,11 @@ mod tests {
         let plain = DataType::Struct(vec![Field::new("a", DataType::Utf8View, true)].into());
         assert!(!has_dictionary(&plain));
         assert!(!has_dictionary(&DataType::Decimal128(15, 2)));
+        let schema = |dt: DataType| {
+            arrow_schema::Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", dt, true)])
+        };
+        assert!(schema_has_dictionary(&schema(dict)));
+        assert!(!schema_has_dictionary(&schema(DataType::Utf8View)));
     }
 
     /// The view check accepts what arrow accepts and refuses what it refuses.
